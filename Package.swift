@@ -1,0 +1,97 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "cwo",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "cwo", targets: ["cwo"]),
+        .library(name: "KubernetesClient", targets: ["KubernetesClient"]),
+        .library(name: "ControllerRuntime", targets: ["ControllerRuntime"]),
+        .library(name: "ConfidentialWorkload", targets: ["ConfidentialWorkload"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // A Kubernetes REST client: configuration, typed errors, CRUD/patch/apply, streaming watch.
+        .target(
+            name: "KubernetesClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        // A small controller runtime: reflector + store, work queue, controller loop.
+        .target(
+            name: "ControllerRuntime",
+            dependencies: [
+                "KubernetesClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The ConfidentialWorkload domain: API types, validation, pure builders, the reconciler.
+        .target(
+            name: "ConfidentialWorkload",
+            dependencies: [
+                "KubernetesClient",
+                "ControllerRuntime",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The thin CLI: run, render, policy.
+        .executableTarget(
+            name: "cwo",
+            dependencies: [
+                "KubernetesClient",
+                "ControllerRuntime",
+                "ConfidentialWorkload",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        // Starts and stops the real control plane (scripts/control-plane) for integration tests.
+        .target(
+            name: "TestSupport",
+            dependencies: ["KubernetesClient"],
+            path: "Tests/TestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "KubernetesClientTests", dependencies: ["KubernetesClient"], swiftSettings: strict),
+        .testTarget(
+            name: "KubernetesClientIntegrationTests",
+            dependencies: ["KubernetesClient", "TestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ControllerRuntimeTests", dependencies: ["ControllerRuntime"], swiftSettings: strict),
+        .testTarget(name: "ConfidentialWorkloadTests", dependencies: ["ConfidentialWorkload", "ControllerRuntime"], swiftSettings: strict),
+        // The operator end to end against the real control plane.
+        .testTarget(
+            name: "OperatorIntegrationTests",
+            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "KubernetesClient", "TestSupport"],
+            swiftSettings: strict
+        ),
+    ]
+)

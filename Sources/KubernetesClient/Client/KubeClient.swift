@@ -1,0 +1,279 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+
+/// A Kubernetes REST client for any resource: CRUD, patch, server-side apply, status, watch.
+///
+/// One instance holds one connection pool; share it. Call `shutdown()` when done.
+public final class KubeClient: Sendable {
+    public let configuration: ClientConfiguration
+    let http: HTTPClient
+    let logger: Logger
+    private let credentials: CredentialProvider
+    private let rateLimiter: TokenBucket?
+    private let observer: RequestObserver?
+
+    /// Called once per HTTP response (or transport failure, code "<error>"): the hook for `rest_client_*` metrics.
+    public typealias RequestObserver = @Sendable (_ method: String, _ code: String, _ host: String, _ duration: Duration) -> Void
+
+    public init(configuration: ClientConfiguration, logger: Logger = Logger(label: "cwo.kube"), observer: RequestObserver? = nil) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.observer = observer
+        self.credentials = CredentialProvider(configuration.credentials)
+        self.rateLimiter = configuration.qps.map { TokenBucket(qps: $0, burst: configuration.burst) }
+
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if configuration.insecureSkipTLSVerify {
+            tls.certificateVerification = .none
+            logger.warning("TLS verification of the API server is disabled (insecure-skip-tls-verify in kubeconfig)")
+        }
+        do {
+            if let ca = configuration.certificateAuthority {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+            }
+            if let cert = configuration.clientCertificate, let key = configuration.clientKey {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(cert).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
+            }
+        } catch {
+            throw KubeClientError.configuration("invalid TLS material in configuration: \(error)")
+        }
+        var http = HTTPClient.Configuration(tlsConfiguration: tls)
+        http.timeout = .init(connect: .seconds(10), read: nil)
+        // Watches hold a connection each on HTTP/1.1; leave room for workers beside them.
+        http.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        http.decompression = .disabled
+        http.redirectConfiguration = .disallow
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
+    }
+
+    public func shutdown() async throws {
+        try await http.shutdown()
+    }
+
+    deinit {
+        // A client dropped without `shutdown()` (e.g. on an error path) still closes its connections.
+        _ = http.shutdown()
+    }
+
+    // MARK: - Typed operations
+
+    public func get<T: Decodable & Sendable>(
+        _ resource: Resource, namespace: String? = nil, name: String, subresource: String? = nil, as type: T.Type = T.self
+    ) async throws -> T {
+        try await request(.GET, resource.path(namespace: namespace, name: name, subresource: subresource), idempotent: true)
+    }
+
+    /// One page of a list; pass `limit` and `continue` to page.
+    public func list<T: Decodable & Sendable>(
+        _ resource: Resource, namespace: String? = nil, options: ListOptions = ListOptions(), as type: T.Type = T.self
+    ) async throws -> ObjectList<T> {
+        try await request(.GET, resource.path(namespace: namespace), query: options.queryItems, idempotent: true)
+    }
+
+    /// All pages of a list, `pageSize` items per request. The result carries the last page's resourceVersion.
+    public func listAll<T: Decodable & Sendable>(
+        _ resource: Resource, namespace: String? = nil, options: ListOptions = ListOptions(), pageSize: Int = 500,
+        as type: T.Type = T.self
+    ) async throws -> ObjectList<T> {
+        var options = options
+        options.limit = pageSize
+        var items: [T] = []
+        while true {
+            let page: ObjectList<T> = try await list(resource, namespace: namespace, options: options)
+            items.append(contentsOf: page.items)
+            guard let next = page.metadata.continue, !next.isEmpty else {
+                return ObjectList(metadata: page.metadata, items: items)
+            }
+            options.continue = next
+        }
+    }
+
+    public func create<T: Codable & Sendable>(_ resource: Resource, namespace: String? = nil, _ object: T) async throws -> T {
+        try await request(.POST, resource.path(namespace: namespace), body: try Self.encode(object), idempotent: false)
+    }
+
+    /// PUT: optimistic concurrency through the object's `metadata.resourceVersion`.
+    public func replace<T: Codable & Sendable>(
+        _ resource: Resource, namespace: String? = nil, name: String, subresource: String? = nil, _ object: T
+    ) async throws -> T {
+        try await request(
+            .PUT, resource.path(namespace: namespace, name: name, subresource: subresource), body: try Self.encode(object),
+            idempotent: false)
+    }
+
+    /// DELETE; returns the server's answer (the object, or a `Status`) as JSON.
+    @discardableResult
+    public func delete(
+        _ resource: Resource, namespace: String? = nil, name: String, options: DeleteOptions = DeleteOptions()
+    ) async throws -> JSONValue {
+        try await request(.DELETE, resource.path(namespace: namespace, name: name), body: try Self.encode(options), idempotent: true)
+    }
+
+    public func patch<T: Decodable & Sendable>(
+        _ resource: Resource, namespace: String? = nil, name: String, subresource: String? = nil, _ patch: Patch,
+        fieldManager: String? = nil, as type: T.Type = T.self
+    ) async throws -> T {
+        var query: [(String, String)] = []
+        if let fieldManager { query.append(("fieldManager", fieldManager)) }
+        // A JSON patch with a `test` op is a precondition; retrying it after a 5xx is still safe.
+        return try await request(
+            .PATCH, resource.path(namespace: namespace, name: name, subresource: subresource), query: query,
+            body: try Self.encode(patch.body), contentType: patch.contentType, idempotent: false)
+    }
+
+    /// Server-side apply: the body states the fields `fieldManager` owns; `force` takes them from other managers.
+    /// Applying the same body twice is a no-op on the server, so it is retried like a read.
+    public func apply<T: Decodable & Sendable>(
+        _ resource: Resource, namespace: String? = nil, name: String, subresource: String? = nil, _ body: some Encodable,
+        fieldManager: String, force: Bool = false, as type: T.Type = T.self
+    ) async throws -> T {
+        var query = [("fieldManager", fieldManager)]
+        if force { query.append(("force", "true")) }
+        return try await request(
+            .PATCH, resource.path(namespace: namespace, name: name, subresource: subresource), query: query,
+            body: try Self.encode(body), contentType: "application/apply-patch+yaml", idempotent: true)
+    }
+
+    /// `GET /version`.
+    public func serverVersion() async throws -> ServerVersion {
+        try await request(.GET, "/version", idempotent: true)
+    }
+
+    // MARK: - Transport
+
+    static func encode(_ value: some Encodable) throws -> ByteBuffer {
+        ByteBuffer(bytes: try JSONCoding.encoder.encode(value))
+    }
+
+    func url(path: String, query: [(String, String)]) -> String {
+        var components = URLComponents()
+        components.queryItems = query.isEmpty ? nil : query.map { URLQueryItem(name: $0.0, value: $0.1) }
+        // `+` is literal in URLQueryItem but means space to the apiserver: escape it (label selectors use it rarely, RVs never).
+        let encodedQuery = components.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")
+        var base = configuration.server.absoluteString
+        while base.hasSuffix("/") { base.removeLast() }
+        return base + path + (encodedQuery.map { "?" + $0 } ?? "")
+    }
+
+    func request<T: Decodable>(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: ByteBuffer? = nil,
+        contentType: String = "application/json", idempotent: Bool
+    ) async throws -> T {
+        let buffer = try await send(method, path, query: query, body: body, contentType: contentType, idempotent: idempotent)
+        do {
+            return try JSONCoding.decoder.decode(T.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw KubeClientError.decoding(method: method.rawValue, path: path, underlying: "\(error)")
+        }
+    }
+
+    /// Sends a request and returns the body of a 2xx answer, retrying what is safe to retry.
+    func send(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)], body: ByteBuffer?, contentType: String,
+        idempotent: Bool
+    ) async throws -> ByteBuffer {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let response = try await execute(method, path, query: query, body: body, contentType: contentType, timeout: configuration.requestTimeout)
+                let data = try await response.body.collect(upTo: 256 * 1024 * 1024)
+                if (200..<300).contains(response.status.code) { return data }
+                throw Self.error(response: response, body: data, method: method.rawValue, path: path)
+            } catch let error as KubeError {
+                if error.reason == .unauthorized { await credentials.invalidate() }
+                guard attempt < configuration.maxAttempts, let delay = retryDelay(error, idempotent: idempotent, attempt: attempt)
+                else { throw error }
+                logger.debug("retrying", metadata: ["request": "\(method.rawValue) \(path)", "code": "\(error.code)", "delay": "\(delay)"])
+                try await Task.sleep(for: delay)
+            } catch let error as KubeClientError {
+                // Transport errors: the request may or may not have reached the server.
+                guard idempotent, attempt < configuration.maxAttempts, !Task.isCancelled else { throw error }
+                try await Task.sleep(for: Backoff.jittered(base: .milliseconds(200), attempt: attempt, cap: .seconds(5)))
+            }
+        }
+    }
+
+    /// 429 is always safe to retry (the server did nothing); 5xx only for idempotent requests.
+    private func retryDelay(_ error: KubeError, idempotent: Bool, attempt: Int) -> Duration? {
+        switch error.reason {
+        case .tooManyRequests:
+            return min(error.retryAfter ?? Backoff.jittered(base: .milliseconds(500), attempt: attempt, cap: .seconds(10)), .seconds(60))
+        case .serverError, .serviceUnavailable, .timeout:
+            guard idempotent else { return nil }
+            return min(error.retryAfter ?? Backoff.jittered(base: .milliseconds(200), attempt: attempt, cap: .seconds(5)), .seconds(30))
+        case .unauthorized where attempt == 1 && configuration.credentials.isRotating:
+            return .zero
+        default:
+            return nil
+        }
+    }
+
+    /// One HTTP exchange; the response body is left to the caller to consume.
+    func execute(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)], body: ByteBuffer?, contentType: String,
+        timeout: Duration
+    ) async throws -> HTTPClientResponse {
+        if let rateLimiter { try await rateLimiter.acquire() }
+        var request = HTTPClientRequest(url: url(path: path, query: query))
+        request.method = method
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: configuration.userAgent)
+        if let authorization = try await credentials.authorization() {
+            request.headers.add(name: "Authorization", value: authorization)
+        }
+        if let body {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(body)
+        }
+        let start = ContinuousClock.now
+        let host = configuration.server.host ?? ""
+        do {
+            let response = try await http.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+            observer?(method.rawValue, String(response.status.code), host, ContinuousClock.now - start)
+            return response
+        } catch {
+            observer?(method.rawValue, "<error>", host, ContinuousClock.now - start)
+            if error is CancellationError || Task.isCancelled { throw CancellationError() }
+            throw KubeClientError.transport(method: method.rawValue, path: path, underlying: "\(error)")
+        }
+    }
+
+    static func error(response: HTTPClientResponse, body: ByteBuffer, method: String, path: String) -> KubeError {
+        let status = try? JSONCoding.decoder.decode(Status.self, from: Data(body.readableBytesView))
+        let retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds($0) }
+        return KubeError.classify(code: Int(response.status.code), status: status?.kind == "Status" ? status : nil, method: method, path: path, retryAfter: retryAfter)
+    }
+}
+
+extension ClientConfiguration.Credentials {
+    var isRotating: Bool {
+        switch self {
+        case .tokenFile, .exec: true
+        case .none, .token: false
+        }
+    }
+}
+
+/// `GET /version`.
+public struct ServerVersion: Codable, Sendable, Hashable {
+    public var major: String
+    public var minor: String
+    public var gitVersion: String
+
+    /// Major and minor as numbers; "1" and "29+" give (1, 29).
+    public var numeric: (major: Int, minor: Int) {
+        func number(_ text: String) -> Int { Int(text.prefix(while: \.isNumber)) ?? 0 }
+        return (number(major), number(minor))
+    }
+
+    public func isAtLeast(major wantedMajor: Int, minor wantedMinor: Int) -> Bool {
+        let (major, minor) = numeric
+        return major > wantedMajor || (major == wantedMajor && minor >= wantedMinor)
+    }
+}

@@ -1,0 +1,111 @@
+/// `metav1.ObjectMeta`: the fields an operator reads and writes. Unset fields are omitted on encode.
+public struct ObjectMeta: Codable, Sendable, Hashable {
+    public var name: String?
+    public var generateName: String?
+    public var namespace: String?
+    public var uid: String?
+    public var resourceVersion: String?
+    public var generation: Int64?
+    public var creationTimestamp: String?
+    public var deletionTimestamp: String?
+    public var labels: [String: String]?
+    public var annotations: [String: String]?
+    public var ownerReferences: [OwnerReference]?
+    public var finalizers: [String]?
+    public var managedFields: [ManagedFieldsEntry]?
+
+    public init(
+        name: String? = nil, namespace: String? = nil, labels: [String: String]? = nil,
+        annotations: [String: String]? = nil, ownerReferences: [OwnerReference]? = nil
+    ) {
+        self.name = name
+        self.namespace = namespace
+        self.labels = labels
+        self.annotations = annotations
+        self.ownerReferences = ownerReferences
+    }
+}
+
+public struct OwnerReference: Codable, Sendable, Hashable {
+    public var apiVersion: String
+    public var kind: String
+    public var name: String
+    public var uid: String
+    public var controller: Bool?
+    public var blockOwnerDeletion: Bool?
+
+    public init(apiVersion: String, kind: String, name: String, uid: String, controller: Bool? = nil, blockOwnerDeletion: Bool? = nil) {
+        self.apiVersion = apiVersion
+        self.kind = kind
+        self.name = name
+        self.uid = uid
+        self.controller = controller
+        self.blockOwnerDeletion = blockOwnerDeletion
+    }
+}
+
+public struct ManagedFieldsEntry: Codable, Sendable, Hashable {
+    public var manager: String?
+    public var operation: String?
+    public var apiVersion: String?
+    public var subresource: String?
+    public var fieldsType: String?
+    public var fieldsV1: JSONValue?
+}
+
+/// `metav1.ListMeta`.
+public struct ListMeta: Codable, Sendable, Hashable {
+    public var resourceVersion: String?
+    public var `continue`: String?
+    public var remainingItemCount: Int64?
+}
+
+/// Any list response (`FooList`).
+public struct ObjectList<Item: Decodable & Sendable>: Decodable, Sendable {
+    public var metadata: ListMeta
+    public var items: [Item]
+
+    enum CodingKeys: String, CodingKey { case metadata, items }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        metadata = try container.decodeIfPresent(ListMeta.self, forKey: .metadata) ?? ListMeta()
+        // The server sends `"items": null` for an empty list.
+        items = try container.decodeIfPresent([Item].self, forKey: .items) ?? []
+    }
+
+    public init(metadata: ListMeta, items: [Item]) {
+        self.metadata = metadata
+        self.items = items
+    }
+}
+
+/// An object that has Kubernetes metadata: what reflectors, stores and watches need of it.
+public protocol KubernetesObject: Codable, Sendable {
+    var metadata: ObjectMeta { get }
+}
+
+extension KubernetesObject {
+    public var name: String { metadata.name ?? "" }
+    public var namespace: String? { metadata.namespace }
+    public var resourceVersion: String? { metadata.resourceVersion }
+}
+
+/// An object of any kind: typed metadata, everything else kept as JSON.
+public struct UntypedObject: KubernetesObject, Hashable {
+    public var metadata: ObjectMeta
+    /// The whole object, including `metadata`, as received.
+    public var raw: JSONValue
+
+    public init(from decoder: any Decoder) throws {
+        raw = try JSONValue(from: decoder)
+        metadata = try raw["metadata"]?.decode(as: ObjectMeta.self) ?? ObjectMeta()
+    }
+
+    public init(_ raw: JSONValue) throws {
+        self.raw = raw
+        self.metadata = try raw["metadata"]?.decode(as: ObjectMeta.self) ?? ObjectMeta()
+    }
+
+    public func encode(to encoder: any Encoder) throws { try raw.encode(to: encoder) }
+}

@@ -1,0 +1,54 @@
+import NIOCore
+
+/// Splits a byte stream into newline-terminated lines (the framing of a Kubernetes watch).
+///
+/// Holds at most one partial line plus the chunk being split, and refuses a line longer than
+/// `maximumLineLength`, so a misbehaving server cannot grow memory without bound. Each byte is
+/// scanned once, however many chunks a large object arrives in.
+public struct LineSplitter: Sendable {
+    public let maximumLineLength: Int
+    private var buffer = ByteBuffer()
+    /// Bytes of `buffer` already known to contain no newline.
+    private var scanned = 0
+
+    public init(maximumLineLength: Int = 64 * 1024 * 1024) {
+        self.maximumLineLength = maximumLineLength
+    }
+
+    public mutating func append(_ chunk: ByteBuffer) {
+        if buffer.readableBytes == 0 {
+            buffer = chunk
+            scanned = 0
+        } else {
+            var chunk = chunk
+            buffer.writeBuffer(&chunk)
+        }
+    }
+
+    /// The next complete line without its terminator (empty lines are skipped), or nil if none is complete yet.
+    public mutating func nextLine() throws -> ByteBuffer? {
+        while true {
+            let view = buffer.readableBytesView
+            let start = view.startIndex + scanned
+            guard let newline = view[start...].firstIndex(of: UInt8(ascii: "\n")) else {
+                scanned = view.count
+                if scanned > maximumLineLength { throw KubeClientError.watchLineTooLong(limit: maximumLineLength) }
+                if buffer.readerIndex > 0 && view.count == 0 { buffer.clear() }
+                return nil
+            }
+            let length = newline - view.startIndex
+            if length > maximumLineLength { throw KubeClientError.watchLineTooLong(limit: maximumLineLength) }
+            let line = buffer.readSlice(length: length)
+            buffer.moveReaderIndex(forwardBy: 1)
+            scanned = 0
+            if buffer.readableBytes == 0 { buffer.clear() } else if buffer.readerIndex > 1 << 20 { buffer.discardReadBytes() }
+            if let line, line.readableBytes > 0 { return line }
+        }
+    }
+
+    /// What is left when the stream ends: a final line without a terminator, if any.
+    public mutating func finish() -> ByteBuffer? {
+        defer { buffer.clear(); scanned = 0 }
+        return buffer.readableBytes > 0 ? buffer : nil
+    }
+}
