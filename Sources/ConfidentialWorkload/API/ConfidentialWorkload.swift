@@ -1,0 +1,82 @@
+import KubernetesClient
+
+/// The `ConfidentialWorkload` custom resource (`cwo.dev/v1alpha1`).
+///
+/// `spec` is kept as the JSON the server sent: the validator reads it field by field, so a workload
+/// whose spec cannot be understood becomes an `InvalidSpec` condition instead of a decoding failure
+/// that would stall the watch for every other workload.
+public struct ConfidentialWorkload: KubernetesObject, Hashable {
+    public static let group = "cwo.dev"
+    public static let version = "v1alpha1"
+    public static let apiVersion = "cwo.dev/v1alpha1"
+    public static let kind = "ConfidentialWorkload"
+    public static let resource = Resource(group: group, version: version, plural: "confidentialworkloads", kind: kind, namespaced: true)
+
+    public var apiVersion: String?
+    public var kind: String?
+    public var metadata: ObjectMeta
+    public var spec: JSONValue?
+    /// nil when absent or not understood (cwo rewrites it then).
+    public var status: WorkloadStatus?
+
+    enum CodingKeys: String, CodingKey { case apiVersion, kind, metadata, spec, status }
+
+    public init(metadata: ObjectMeta, spec: JSONValue, status: WorkloadStatus? = nil) {
+        self.apiVersion = Self.apiVersion
+        self.kind = Self.kind
+        self.metadata = metadata
+        self.spec = spec
+        self.status = status
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        apiVersion = try container.decodeIfPresent(String.self, forKey: .apiVersion)
+        kind = try container.decodeIfPresent(String.self, forKey: .kind)
+        metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta()
+        spec = try container.decodeIfPresent(JSONValue.self, forKey: .spec)
+        status = try? container.decodeIfPresent(WorkloadStatus.self, forKey: .status)
+    }
+
+    public var key: (namespace: String, name: String) { (metadata.namespace ?? "", metadata.name ?? "") }
+}
+
+/// `status` of a ConfidentialWorkload; written only by cwo, through the status subresource.
+public struct WorkloadStatus: Codable, Sendable, Hashable {
+    public var observedGeneration: Int64?
+    public var deploymentName: String?
+    public var replicas: Int?
+    public var readyReplicas: Int?
+    public var policyHash: String?
+    public var conditions: [Condition]?
+
+    public init() {}
+
+    public func condition(_ type: String) -> Condition? {
+        conditions?.first { $0.type == type }
+    }
+}
+
+/// Names that other tools rely on: labels, annotations, field manager, condition types and reasons.
+public enum Names {
+    public static let fieldManager = "cwo"
+    public static let managedByLabel = "app.kubernetes.io/managed-by"
+    public static let managedByValue = "cwo"
+    public static let workloadLabel = "cwo.dev/workload"
+    public static let defaultRuntimeClass = "kata-cc"
+}
+
+public enum ConditionType {
+    public static let ready = "Ready"
+    public static let runtimeClassAvailable = "RuntimeClassAvailable"
+    public static let deploymentAvailable = "DeploymentAvailable"
+}
+
+public enum Reason {
+    public static let invalidSpec = "InvalidSpec"
+    public static let runtimeClassFound = "RuntimeClassFound"
+    public static let runtimeClassNotFound = "RuntimeClassNotFound"
+    public static let deploymentPending = "DeploymentPending"
+    public static let deploymentNotObserved = "DeploymentNotObserved"
+    public static let ready = "Ready"
+}

@@ -1,0 +1,193 @@
+import KubernetesClient
+import Logging
+import Synchronization
+
+/// A change the reflector applied to its store.
+public enum StoreChange<Object: KubernetesObject>: Sendable {
+    case added(Object)
+    case updated(old: Object, new: Object)
+    case deleted(Object)
+
+    public var object: Object {
+        switch self {
+        case .added(let object), .deleted(let object), .updated(_, let object): object
+        }
+    }
+}
+
+/// Keeps a `Store` equal to the server's view of one kind: list, then watch from the list's
+/// resourceVersion (with bookmarks), resume from the last seen version after a disconnect, relist
+/// on 410 Gone, back off with jitter on errors, and treat a silent stream as dead.
+public final class Reflector<Object: KubernetesObject>: Sendable {
+    public struct Options: Sendable {
+        public var namespace: String?
+        public var labelSelector: String?
+        public var fieldSelector: String?
+        public var pageSize = 500
+        /// The server ends each watch after a random 5–10 min (as client-go); we then resume.
+        public var watchTimeout: ClosedRange<Int> = 300...600
+        /// No byte for this long beyond the watch timeout means the stream is dead.
+        public var idleGrace: Duration = .seconds(30)
+        /// Explicit idle limit (tests); overrides watch timeout + grace.
+        public var idleTimeout: Duration?
+        /// kube-rs's defaults: 0.8 s doubling to 30 s, reset after 2 quiet minutes.
+        public var initialBackoff: Duration = .milliseconds(800)
+        public var maximumBackoff: Duration = .seconds(30)
+        public var backoffReset: Duration = .seconds(120)
+
+        public init(namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil) {
+            self.namespace = namespace
+            self.labelSelector = labelSelector
+            self.fieldSelector = fieldSelector
+        }
+    }
+
+    public let resource: Resource
+    public let store: Store<Object>
+    public let options: Options
+    private let client: KubeClient
+    private let logger: Logger
+    private let counters = Mutex(Counters())
+
+    struct Counters {
+        var lists = 0
+        var watches = 0
+        var lastResourceVersion: String?
+    }
+
+    /// How many times the reflector listed and opened a watch (tests and metrics).
+    public var listCount: Int { counters.withLock { $0.lists } }
+    public var watchCount: Int { counters.withLock { $0.watches } }
+
+    public init(client: KubeClient, resource: Resource, options: Options = Options(), store: Store<Object> = Store(), logger: Logger) {
+        self.client = client
+        self.resource = resource
+        self.options = options
+        self.store = store
+        var logger = logger
+        logger[metadataKey: "resource"] = "\(resource)"
+        self.logger = logger
+    }
+
+    /// Runs until cancelled, calling `onChange` for every change applied to the store (in order, never concurrently).
+    public func run(onChange: @escaping @Sendable (StoreChange<Object>) async -> Void) async {
+        var resourceVersion: String?
+        var failures = 0
+        var lastFailure = ContinuousClock.now
+        while !Task.isCancelled {
+            do {
+                if resourceVersion == nil {
+                    resourceVersion = try await relist(onChange: onChange)
+                }
+                resourceVersion = try await watch(from: resourceVersion ?? "", onChange: onChange)
+                failures = 0
+            } catch is CancellationError {
+                return
+            } catch let error as KubeError where error.reason == .gone {
+                // Our version was compacted away: only a fresh list is complete.
+                logger.info("watch expired, relisting", metadata: ["error": "\(error.message)"])
+                resourceVersion = nil
+            } catch {
+                if Task.isCancelled { return }
+                if ContinuousClock.now - lastFailure > options.backoffReset { failures = 0 }
+                failures += 1
+                lastFailure = .now
+                let delay = Backoff.jittered(base: options.initialBackoff, attempt: failures, cap: options.maximumBackoff)
+                logger.warning("list/watch failed, retrying", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    private func relist(onChange: @escaping @Sendable (StoreChange<Object>) async -> Void) async throws -> String {
+        let list: ObjectList<Object> = try await client.listAll(
+            resource, namespace: options.namespace,
+            options: ListOptions(labelSelector: options.labelSelector, fieldSelector: options.fieldSelector), pageSize: options.pageSize)
+        counters.withLock { $0.lists += 1 }
+        let old = store.replace(with: list.items)
+        // Tell the handler what changed across the gap, so nothing that happened while we were away is missed.
+        for object in list.items {
+            let key = ObjectKey(object)
+            if let previous = old[key] {
+                if previous.metadata.resourceVersion != object.metadata.resourceVersion {
+                    await onChange(.updated(old: previous, new: object))
+                }
+            } else {
+                await onChange(.added(object))
+            }
+        }
+        let current = Set(list.items.map(ObjectKey.init))
+        for (key, object) in old where !current.contains(key) {
+            await onChange(.deleted(object))
+        }
+        logger.debug("listed", metadata: ["count": "\(list.items.count)", "resourceVersion": "\(list.metadata.resourceVersion ?? "")"])
+        return list.metadata.resourceVersion ?? ""
+    }
+
+    /// Watches until the stream ends; returns the last resourceVersion seen, to resume from.
+    private func watch(from resourceVersion: String, onChange: @escaping @Sendable (StoreChange<Object>) async -> Void) async throws -> String {
+        let timeout = Int.random(in: options.watchTimeout)
+        let idleLimit = options.idleTimeout ?? (.seconds(timeout) + options.idleGrace)
+        let watchOptions = WatchOptions(
+            labelSelector: options.labelSelector, fieldSelector: options.fieldSelector, resourceVersion: resourceVersion,
+            allowWatchBookmarks: true, timeoutSeconds: timeout)
+        counters.withLock { $0.watches += 1 }
+        let progress = WatchProgress(resourceVersion: resourceVersion)
+
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                let stream: WatchStream<Object> = try await self.client.watch(self.resource, namespace: self.options.namespace, options: watchOptions)
+                for try await event in stream {
+                    progress.touch()
+                    switch event {
+                    case .bookmark(let version):
+                        if !version.isEmpty { progress.seen(version) }
+                    case .added(let object), .modified(let object):
+                        progress.seen(object.metadata.resourceVersion)
+                        if let old = self.store.upsert(object) {
+                            await onChange(.updated(old: old, new: object))
+                        } else {
+                            await onChange(.added(object))
+                        }
+                    case .deleted(let object):
+                        progress.seen(object.metadata.resourceVersion)
+                        self.store.remove(ObjectKey(object))
+                        await onChange(.deleted(object))
+                    }
+                }
+                return true
+            }
+            // The watchdog: a stream that says nothing for longer than the server should be silent is dead.
+            group.addTask {
+                while true {
+                    try await Task.sleep(for: .seconds(1) < idleLimit ? .seconds(1) : idleLimit)
+                    let idle = ContinuousClock.now - progress.lastActivity
+                    if idle > idleLimit { return false }
+                }
+            }
+            let streamEnded = try await group.next() ?? true
+            group.cancelAll()
+            if !streamEnded {
+                self.logger.warning("watch stream silent, restarting", metadata: ["idleLimit": "\(idleLimit)"])
+            }
+            return progress.resourceVersion
+        }
+    }
+}
+
+/// What a running watch has seen: when it last heard anything, and the newest resourceVersion.
+private final class WatchProgress: Sendable {
+    private let state: Mutex<(activity: ContinuousClock.Instant, version: String)>
+
+    init(resourceVersion: String) {
+        state = Mutex((ContinuousClock.now, resourceVersion))
+    }
+
+    func touch() { state.withLock { $0.activity = .now } }
+    func seen(_ version: String?) {
+        guard let version, !version.isEmpty else { return }
+        state.withLock { $0.version = version }
+    }
+    var lastActivity: ContinuousClock.Instant { state.withLock { $0.activity } }
+    var resourceVersion: String { state.withLock { $0.version } }
+}

@@ -1,0 +1,99 @@
+import ConfidentialWorkload
+import ControllerRuntime
+import Foundation
+import KubernetesClient
+import Logging
+import Synchronization
+import TestSupport
+
+/// Counts the operator's own API requests by method.
+final class RequestCounter: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+    func record(_ method: String) { counts.withLock { $0[method, default: 0] += 1 } }
+    var writes: Int { counts.withLock { $0.filter { ["POST", "PUT", "PATCH", "DELETE"].contains($0.key) }.values.reduce(0, +) } }
+    var snapshot: [String: Int] { counts.withLock { $0 } }
+}
+
+/// One operator, in this process, watching one namespace of the shared test cluster.
+final class Harness: Sendable {
+    let cluster: TestCluster
+    let admin: KubeClient
+    let operatorClient: KubeClient
+    let namespace: String
+    let requests = RequestCounter()
+    let workloadOperator: WorkloadOperator
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    static let workloads = ConfidentialWorkload.resource
+
+    init(_ name: String, concurrency: Int = 4) async throws {
+        cluster = try await TestCluster.shared()
+        admin = try cluster.adminClient()
+        try await cluster.installCRDs(admin)
+        namespace = try await admin.makeTestNamespace(name)
+        let counter = requests
+        operatorClient = try KubeClient(
+            configuration: try ClientConfiguration.load(kubeconfig: cluster.adminKubeconfig),
+            observer: { method, _, _, _ in counter.record(method) })
+        var logger = Logger(label: "cwo.test")
+        logger.logLevel = .warning
+        var options = WorkloadOperator.Options(namespace: namespace, concurrency: concurrency)
+        options.reflector.idleTimeout = .seconds(60)
+        workloadOperator = WorkloadOperator(client: operatorClient, options: options, logger: logger)
+    }
+
+    func start() {
+        let workloadOperator = self.workloadOperator
+        task.withLock { $0 = Task { await workloadOperator.run() } }
+    }
+
+    func stop() async {
+        let running = task.withLock { $0 }
+        running?.cancel()
+        await running?.value
+        try? await operatorClient.shutdown()
+        try? await admin.shutdown()
+    }
+
+    /// Makes sure a RuntimeClass exists (cluster-scoped, shared by tests).
+    func ensureRuntimeClass(_ name: String) async throws {
+        let body: JSONValue = ["apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": ["name": .string(name)], "handler": "kata-cc"]
+        let _: UntypedObject = try await admin.apply(.runtimeClasses, name: name, body, fieldManager: "cwo-tests", force: true)
+    }
+
+    func createWorkload(_ name: String, spec: JSONValue) async throws -> ConfidentialWorkload {
+        let body: JSONValue = ["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "metadata": ["name": .string(name)], "spec": spec]
+        return try await admin.create(Self.workloads, namespace: namespace, try body.decode(as: ConfidentialWorkload.self))
+    }
+
+    func workload(_ name: String) async throws -> ConfidentialWorkload {
+        try await admin.get(Self.workloads, namespace: namespace, name: name)
+    }
+
+    func deployment(_ name: String) async throws -> UntypedObject? {
+        do {
+            return try await admin.get(.deployments, namespace: namespace, name: name)
+        } catch let error as KubeError where error.reason == .notFound {
+            return nil
+        }
+    }
+
+    /// Waits until the workload's status was written for its current generation and `check` holds.
+    func waitForStatus(_ name: String, timeout: Duration = .seconds(15), _ what: String, _ check: @escaping @Sendable (WorkloadStatus) -> Bool) async throws -> ConfidentialWorkload {
+        try await eventually(timeout: timeout, "\(name): \(what)") { () -> ConfidentialWorkload? in
+            let workload = try await self.workload(name)
+            guard let status = workload.status, status.observedGeneration == workload.metadata.generation, check(status) else { return nil }
+            return workload
+        }
+    }
+}
+
+func container(_ name: String = "app", image: String = "nginx:1.27") -> JSONValue {
+    ["name": .string(name), "image": .string(image)]
+}
+
+func simpleSpec(replicas: Int = 0, image: String = "nginx:1.27", runtimeClass: String? = nil) -> JSONValue {
+    var spec: JSONValue = ["replicas": .number(Double(replicas)), "template": ["spec": ["containers": [container(image: image)]]]]
+    if let runtimeClass { spec["runtimeClassName"] = .string(runtimeClass) }
+    return spec
+}
