@@ -24,6 +24,7 @@ struct WorkloadInput: ParsableArguments {
         } catch {
             throw CLIError("\(filename): \(error)")
         }
+        guard !documents.isEmpty else { throw CLIError("\(filename): no ConfidentialWorkload documents") }
         var workloads: [ConfidentialWorkload] = []
         for (index, document) in documents.enumerated() {
             let where_ = "\(filename) document \(index + 1)"

@@ -167,3 +167,36 @@ import Testing
         #expect(again == text)
     }
 }
+
+@Suite struct YAMLTests {
+    @Test func scalarsResolveAsKubectlReadsThem() throws {
+        let documents = try YAMLDocuments.parse("""
+            a: true
+            b: "true"
+            c: 3
+            d: "3"
+            e: 1.5
+            f: null
+            g: 2026-01-01
+            h: ~
+            ---
+            ---
+            second: [x, 'y']
+            """)
+        #expect(documents.count == 2)
+        #expect(documents[0] == ["a": true, "b": "true", "c": 3, "d": "3", "e": .number(1.5), "f": .null, "g": "2026-01-01", "h": .null])
+        #expect(documents[1] == ["second": ["x", "y"]])
+    }
+
+    @Test func dumpQuotesStringsThatWouldReadAsOtherTypes() throws {
+        let value: JSONValue = ["flag": "true", "number": "42", "real": true, "count": 42, "text": "plain", "unicode": "żółw 🐢"]
+        let text = try YAMLDocuments.dump([value])
+        #expect(try YAMLDocuments.parse(text) == [value])
+        #expect(text.contains("'true'") && text.contains("'42'"))
+    }
+
+    @Test(arguments: ["{{{", "a: [1, 2", "key: *undefined", "- a\nb: c"])
+    func invalidYAMLIsAnErrorWithAMessage(text: String) {
+        #expect { try YAMLDocuments.parse(text) } throws: { !"\($0)".isEmpty }
+    }
+}

@@ -12,7 +12,9 @@ public enum YAMLDocuments {
     public static func parse(_ text: String) throws -> [JSONValue] {
         do {
             var documents: [JSONValue] = []
-            for node in try Yams.compose_all(yaml: text) {
+            // Parser.nextRoot throws on a syntax error; compose_all's lazy sequence would just stop.
+            let parser = try Parser(yaml: text)
+            while let node = try parser.nextRoot() {
                 let value = try convert(node, path: "")
                 if !value.isNull { documents.append(value) }
             }
