@@ -86,7 +86,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ControllerRuntimeTests", dependencies: ["ControllerRuntime"], swiftSettings: strict),
-        .testTarget(name: "ConfidentialWorkloadTests", dependencies: ["ConfidentialWorkload", "ControllerRuntime"], swiftSettings: strict),
+        .testTarget(
+            name: "ConfidentialWorkloadTests",
+            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "TestSupport"],
+            exclude: ["Rego", "Golden"],
+            swiftSettings: strict
+        ),
         // The operator end to end against the real control plane.
         .testTarget(
             name: "OperatorIntegrationTests",

@@ -55,27 +55,90 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ message: String) { description = message }
 }
 
+/// What the offline commands assume about the cluster they stand in for.
+struct ClusterAssumptions: ParsableArguments {
+    @Option(help: "Kubernetes version the objects are for (native sidecars need 1.29+).")
+    var kubernetesVersion = "1.30"
+
+    @Option(help: "File with the policy a 'Provided' workload's ConfigMap holds (Rego text or base64).")
+    var policyFile: String?
+
+    func context() throws -> BuildContext {
+        let parts = kubernetesVersion.split(separator: ".").compactMap { Int($0) }
+        guard parts.count >= 2 else { throw ValidationError("--kubernetes-version must look like 1.30") }
+        var context = BuildContext(nativeSidecars: parts[0] > 1 || (parts[0] == 1 && parts[1] >= 29))
+        if let policyFile {
+            guard let data = FileManager.default.contents(atPath: policyFile) else { throw ValidationError("cannot read \(policyFile)") }
+            context.providedPolicy = String(decoding: data, as: UTF8.self)
+        } else {
+            context.providedPolicyProblem = "mode Provided needs the ConfigMap's policy: pass --policy-file"
+        }
+        return context
+    }
+}
+
+/// Builds every workload of the input, printing each problem (field and message) to stderr.
+func buildAll(_ workloads: [ConfidentialWorkload], context: BuildContext) throws -> [(ConfidentialWorkload, DesiredState)] {
+    var built: [(ConfidentialWorkload, DesiredState)] = []
+    var failed = false
+    for workload in workloads {
+        switch DesiredState.build(workload, context: context) {
+        case .success(let state):
+            built.append((workload, state))
+            for warning in state.spec.warnings {
+                FileHandle.standardError.write(Data("warning: \(workload.metadata.namespace ?? "")/\(workload.metadata.name ?? ""): \(warning)\n".utf8))
+            }
+        case .failure(let errors):
+            failed = true
+            for error in errors.errors {
+                FileHandle.standardError.write(Data("error: \(workload.metadata.namespace ?? "")/\(workload.metadata.name ?? ""): \(error.field): \(error.message)\n".utf8))
+            }
+        }
+    }
+    if failed { throw ExitCode(1) }
+    return built
+}
+
 struct Render: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print, as a YAML stream, exactly the objects cwo would apply for each workload (no cluster needed).")
 
     @OptionGroup var input: WorkloadInput
+    @OptionGroup var cluster: ClusterAssumptions
 
     func run() throws {
-        var objects: [JSONValue] = []
-        var failed = false
-        for workload in try input.load() {
-            switch DesiredState.build(workload) {
-            case .success(let state):
-                objects.append(contentsOf: state.objects)
-            case .failure(let errors):
-                failed = true
-                for error in errors.errors {
-                    FileHandle.standardError.write(Data("error: \(workload.metadata.namespace ?? "")/\(workload.metadata.name ?? ""): \(error.field): \(error.message)\n".utf8))
+        let built = try buildAll(try input.load(), context: try cluster.context())
+        print(try YAMLDocuments.dump(built.flatMap { $0.1.objects }), terminator: "")
+    }
+}
+
+struct Policy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print one confidential artifact of each workload: the Rego policy, its annotation value, its hash, or the Key Vault release policy.")
+
+    enum Output: String, ExpressibleByArgument, CaseIterable {
+        case rego, annotation, hash, releasePolicy = "release-policy"
+    }
+
+    @OptionGroup var input: WorkloadInput
+    @OptionGroup var cluster: ClusterAssumptions
+
+    @Option(help: "rego, annotation, hash or release-policy.")
+    var output: Output = .rego
+
+    func run() throws {
+        for (workload, state) in try buildAll(try input.load(), context: try cluster.context()) {
+            switch output {
+            case .rego: print(state.policy.text, terminator: "")
+            case .annotation: print(state.policy.annotation)
+            case .hash: print(state.policy.hash)
+            case .releasePolicy:
+                guard let maa = state.spec.attestation.maaEndpoint, state.spec.keyVault != nil else {
+                    FileHandle.standardError.write(Data("error: \(workload.metadata.name ?? ""): spec.keyVault is not set: there is no release policy\n".utf8))
+                    throw ExitCode(1)
                 }
+                print(CanonicalJSON.pretty(KeyVaultBuilder.releasePolicy(maaEndpoint: maa, hashes: state.allowedHashes)))
             }
         }
-        if failed { throw ExitCode(1) }
-        print(try YAMLDocuments.dump(objects), terminator: "")
     }
 }

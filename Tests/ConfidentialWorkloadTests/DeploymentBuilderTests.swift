@@ -33,12 +33,14 @@ import Testing
     @Test func podTemplateKeepsEverythingTheUserWroteAndAddsTheRuntime() throws {
         let template = try #require(try build()[path: ["spec", "template"]])
         #expect(template[path: ["metadata", "labels"]] == ["tier": "backend", "app.kubernetes.io/managed-by": "cwo", "cwo.dev/workload": "demo"])
-        #expect(template[path: ["metadata", "annotations"]] == ["note": "kept"])
+        #expect(template[path: ["metadata", "annotations", "note"]] == "kept")
+        #expect(template[path: ["metadata", "annotations", "cwo.dev/policy-hash"]]?.stringValue?.count == 64)
         #expect(template[path: ["spec", "runtimeClassName"]] == "kata-cc")
         // The workload's nodeSelector is merged in and wins on a clash.
         #expect(template[path: ["spec", "nodeSelector"]] == ["zone": "a", "workload": "confidential"])
         #expect(template[path: ["spec", "terminationGracePeriodSeconds"]] == 5)
-        #expect(template[path: ["spec", "containers"]] == userTemplate[path: ["spec", "containers"]])
+        // The user's container is untouched; the attestation container comes after it (or first among init containers).
+        #expect(template[path: ["spec", "containers"]]?.arrayValue?.first == userTemplate[path: ["spec", "containers"]]?.arrayValue?.first)
     }
 
     @Test func runtimeClassComesFromTheSpec() throws {

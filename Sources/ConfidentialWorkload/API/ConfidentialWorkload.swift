@@ -48,12 +48,26 @@ public struct WorkloadStatus: Codable, Sendable, Hashable {
     public var replicas: Int?
     public var readyReplicas: Int?
     public var policyHash: String?
+    public var policyMode: String?
+    public var keyRelease: KeyReleaseStatus?
     public var conditions: [Condition]?
 
     public init() {}
 
     public func condition(_ type: String) -> Condition? {
         conditions?.first { $0.type == type }
+    }
+}
+
+public struct KeyReleaseStatus: Codable, Sendable, Hashable {
+    public var allowedHashes: [String]
+    public var configMapName: String
+    public var keyID: String
+
+    public init(allowedHashes: [String], configMapName: String, keyID: String) {
+        self.allowedHashes = allowedHashes
+        self.configMapName = configMapName
+        self.keyID = keyID
     }
 }
 
@@ -70,6 +84,9 @@ public enum ConditionType {
     public static let ready = "Ready"
     public static let runtimeClassAvailable = "RuntimeClassAvailable"
     public static let deploymentAvailable = "DeploymentAvailable"
+    public static let policyReady = "PolicyReady"
+    public static let attestationConfigured = "AttestationConfigured"
+    public static let keyReleaseBound = "KeyReleaseBound"
 }
 
 public enum Reason {

@@ -1,19 +1,149 @@
 import KubernetesClient
 
+/// What the desired state depends on beyond the workload itself.
+public struct BuildContext: Sendable {
+    /// Whether the server runs native sidecars (Kubernetes 1.29+).
+    public var nativeSidecars = true
+    /// For `policy.mode: Provided`: the ConfigMap value, nil when it could not be read.
+    public var providedPolicy: String?
+    /// Why the provided policy could not be read (names the ConfigMap and key).
+    public var providedPolicyProblem: String?
+    /// Policy hashes of older pod templates whose pods still run (a rollout in progress).
+    public var runningHashes: [String] = []
+
+    public init(nativeSidecars: Bool = true, providedPolicy: String? = nil, runningHashes: [String] = []) {
+        self.nativeSidecars = nativeSidecars
+        self.providedPolicy = providedPolicy
+        self.runningHashes = runningHashes
+    }
+}
+
 /// Everything cwo wants to exist for one workload, computed without a cluster.
 ///
-/// The controller applies exactly these objects, and `cwo render` prints exactly these objects:
-/// both call `DesiredState.build`, so offline output and in-cluster state cannot drift apart.
+/// The controller applies exactly these objects, and `cwo render` / `cwo policy` print exactly these
+/// objects: both call `DesiredState.build`, so offline output and in-cluster state cannot drift apart.
 public struct DesiredState: Sendable {
     public var spec: WorkloadSpec
+    public var policy: AgentPolicy
+    public var placement: AttestationSettings.Placement?
+    /// Policy hashes the key release policy allows: the current one first, then those still running.
+    public var allowedHashes: [String]
     public var deployment: JSONValue
+    public var serviceAccount: JSONValue?
+    public var configMap: JSONValue?
+    public var conditions: [ConditionInput]
 
-    /// The objects in apply order.
-    public var objects: [JSONValue] { [deployment] }
+    /// The objects in apply order (the service account before the pods that use it).
+    public var objects: [JSONValue] { [serviceAccount, configMap, deployment].compactMap { $0 } }
 
-    public static func build(_ workload: ConfidentialWorkload) -> Result<DesiredState, SpecErrors> {
-        WorkloadSpec.parse(workload).map { spec in
-            DesiredState(spec: spec, deployment: DeploymentBuilder.deployment(for: workload, spec: spec))
+    public static func build(_ workload: ConfidentialWorkload, context: BuildContext = BuildContext()) -> Result<DesiredState, SpecErrors> {
+        let spec: WorkloadSpec
+        switch WorkloadSpec.parse(workload) {
+        case .success(let parsed): spec = parsed
+        case .failure(let errors): return .failure(errors)
         }
+        let name = workload.metadata.name ?? ""
+        let namespace = workload.metadata.namespace ?? ""
+        var template = DeploymentBuilder.podTemplate(for: workload, spec: spec)
+
+        var placement: AttestationSettings.Placement?
+        if spec.attestation.enabled {
+            let effective = AttestationBuilder.effectivePlacement(spec.attestation, nativeSidecars: context.nativeSidecars)
+            AttestationBuilder.add(to: &template, settings: spec.attestation, placement: effective)
+            placement = effective
+        }
+        if let keyVault = spec.keyVault, let maa = spec.attestation.maaEndpoint {
+            KeyVaultBuilder.bind(&template, workload: name, settings: keyVault, maaEndpoint: maa)
+        }
+
+        // The policy is made from the final template: every container cwo added is in it.
+        let policy: AgentPolicy
+        switch spec.policy.mode {
+        case .generated:
+            policy = PolicyBuilder.generate(template: template, namespace: namespace, settings: spec.policy, workloadIdentity: spec.keyVault != nil)
+        case .allowAll:
+            policy = PolicyBuilder.allowAll()
+        case .provided:
+            guard let content = context.providedPolicy else {
+                let problem = context.providedPolicyProblem
+                    ?? "ConfigMap \(spec.policy.configMapName ?? "") (key \(spec.policy.configMapKey ?? "")) was not found"
+                return .failure(SpecErrors([SpecError("spec.policy.configMapRef", problem, reason: "PolicyConfigMapNotFound")]))
+            }
+            switch PolicyBuilder.provided(content) {
+            case .success(let provided): policy = provided
+            case .failure(let error): return .failure(SpecErrors([error]))
+            }
+        }
+        var metadata = template["metadata"]?.objectValue ?? [:]
+        var annotations = metadata["annotations"]?.objectValue ?? [:]
+        annotations[AgentPolicy.annotationKey] = .string(policy.annotation)
+        annotations[AgentPolicy.hashAnnotationKey] = .string(policy.hash)
+        metadata["annotations"] = .object(annotations)
+        template["metadata"] = .object(metadata)
+
+        let allowedHashes = [policy.hash] + Array(Set(context.runningHashes).subtracting([policy.hash])).sorted()
+        var serviceAccount: JSONValue?
+        var configMap: JSONValue?
+        if let keyVault = spec.keyVault, let maa = spec.attestation.maaEndpoint {
+            serviceAccount = KeyVaultBuilder.serviceAccount(for: workload, settings: keyVault)
+            configMap = KeyVaultBuilder.configMap(for: workload, settings: keyVault, maaEndpoint: maa, hashes: allowedHashes)
+        }
+        var state = DesiredState(
+            spec: spec, policy: policy, placement: placement, allowedHashes: allowedHashes,
+            deployment: DeploymentBuilder.deployment(for: workload, spec: spec, podTemplate: template),
+            serviceAccount: serviceAccount, configMap: configMap, conditions: [])
+        state.conditions = ArtifactConditions.inputs(state, nativeSidecars: context.nativeSidecars)
+        return .success(state)
     }
+}
+
+/// The conditions that describe the generated artifacts (policy, attestation, key release).
+public enum ArtifactConditions {
+    public static func inputs(_ state: DesiredState, nativeSidecars: Bool) -> [ConditionInput] {
+        let spec = state.spec
+        var policyMessage: String
+        let policyReason: String
+        switch state.policy.mode {
+        case .generated:
+            policyReason = "PolicyGenerated"
+            policyMessage = "generated policy \(state.policy.hash)"
+        case .provided:
+            policyReason = "PolicyProvided"
+            policyMessage = "provided policy \(state.policy.hash) from ConfigMap \(spec.policy.configMapName ?? "")"
+        case .allowAll:
+            policyReason = "AllowAllInsecure"
+            policyMessage = "INSECURE: the allow-all policy \(state.policy.hash) lets the host run anything in the VM"
+        }
+        if !state.policy.limits.isEmpty { policyMessage += "; not enforced: " + state.policy.limits.joined(separator: "; ") }
+        if !spec.warnings.isEmpty { policyMessage += "; warnings: " + spec.warnings.joined(separator: "; ") }
+
+        let attestation: ConditionInput
+        switch state.placement {
+        case nil:
+            attestation = ConditionInput(ConditionType.attestationConfigured, .true, "AttestationDisabled", "no attestation container (spec.attestation.enabled: false)")
+        case .initContainer?:
+            attestation = ConditionInput(ConditionType.attestationConfigured, .true, "AttestationContainerAdded", "attestation runs as a native sidecar (init container with restartPolicy Always)")
+        case .sidecar?:
+            let fellBack = spec.attestation.placement == .initContainer && !nativeSidecars
+            attestation = ConditionInput(
+                ConditionType.attestationConfigured, .true, "AttestationContainerAdded",
+                fellBack ? "attestation runs as a sidecar container: this server has no native sidecars (Kubernetes 1.29+), so placement InitContainer fell back to Sidecar"
+                    : "attestation runs as a sidecar container")
+        }
+
+        let keyRelease: ConditionInput
+        if let keyVault = spec.keyVault {
+            let hashes = state.allowedHashes.joined(separator: ", ")
+            keyRelease = ConditionInput(
+                ConditionType.keyReleaseBound, .true, "ReleasePolicyPublished",
+                "release policy for \(state.allowedHashes.count == 1 ? "hash" : "hashes") \(hashes) is in ConfigMap \(KeyVaultBuilder.configMapName(workload: state.deploymentName)); apply it with: \(KeyVaultBuilder.azCommand(keyVault))")
+        } else {
+            keyRelease = ConditionInput(ConditionType.keyReleaseBound, .true, "KeyVaultNotConfigured", "no spec.keyVault: no key is bound to this workload")
+        }
+        return [ConditionInput(ConditionType.policyReady, .true, policyReason, policyMessage), attestation, keyRelease]
+    }
+}
+
+extension DesiredState {
+    var deploymentName: String { deployment[path: ["metadata", "name"]]?.stringValue ?? "" }
 }

@@ -13,6 +13,8 @@ public struct Observation: Sendable {
     /// Extra conditions from the artifact builders (policy, attestation, key release), in order.
     public var artifactConditions: [ConditionInput] = []
     public var policyHash: String?
+    public var policyMode: String?
+    public var keyRelease: KeyReleaseStatus?
 
     public init(
         generation: Int64, deploymentName: String, specErrors: SpecErrors?, runtimeClassName: String?, runtimeClassExists: Bool,
@@ -49,6 +51,10 @@ public enum StatusBuilder {
         var inputs: [ConditionInput] = []
         if let errors = observation.specErrors {
             let message = String(errors.description.prefix(32_000))
+            if errors.reason != Reason.invalidSpec {
+                // The spec is fine but its policy cannot be had (e.g. the Provided ConfigMap is missing).
+                inputs.append(ConditionInput(ConditionType.policyReady, .false, errors.reason, message))
+            }
             inputs.append(ConditionInput(ConditionType.ready, .false, errors.reason, message))
         } else {
             if observation.runtimeClassExists {
@@ -73,7 +79,11 @@ public enum StatusBuilder {
         status.deploymentName = observation.specErrors == nil || observation.deployment != nil ? observation.deploymentName : nil
         status.replicas = observation.deployment?.status?.replicas ?? 0
         status.readyReplicas = observation.deployment?.status?.readyReplicas ?? 0
-        status.policyHash = observation.policyHash ?? (observation.specErrors == nil ? nil : previous?.policyHash)
+        // While the spec is invalid the running Deployment is left alone, and so is what status says about it.
+        let keep = observation.specErrors != nil
+        status.policyHash = keep ? previous?.policyHash : observation.policyHash
+        status.policyMode = keep ? previous?.policyMode : observation.policyMode
+        status.keyRelease = keep ? previous?.keyRelease : observation.keyRelease
         status.conditions = inputs.map { input in
             let old = previous?.condition(input.type)
             let time = old.flatMap { $0.status == input.status ? $0.lastTransitionTime : nil } ?? now

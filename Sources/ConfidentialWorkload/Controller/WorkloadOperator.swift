@@ -2,8 +2,8 @@ import ControllerRuntime
 import KubernetesClient
 import Logging
 
-/// The running operator: caches for workloads, their Deployments and RuntimeClasses, wired to the
-/// workload controller.
+/// The running operator: caches of workloads and of the objects cwo made for them (selected by the
+/// `app.kubernetes.io/managed-by=cwo` label, never all of a kind), wired to the workload controller.
 public final class WorkloadOperator: Sendable {
     public struct Options: Sendable {
         /// Watch one namespace; nil watches all.
@@ -19,9 +19,7 @@ public final class WorkloadOperator: Sendable {
 
     public static let controllerName = "confidentialworkload"
 
-    public let workloads: Reflector<ConfidentialWorkload>
-    public let deployments: Reflector<Deployment>
-    public let runtimeClasses: Reflector<UntypedObject>
+    public let caches = WorkloadCaches()
     public let controller: Controller
     public let reconciler: WorkloadReconciler
 
@@ -29,32 +27,36 @@ public final class WorkloadOperator: Sendable {
         client: KubeClient, options: Options, logger: Logger, queueObserver: (any WorkQueueObserver)? = nil,
         observer: (any ControllerObserver)? = nil
     ) {
-        var workloadOptions = options.reflector
-        workloadOptions.namespace = options.namespace
-        workloads = Reflector(client: client, resource: ConfidentialWorkload.resource, options: workloadOptions, logger: logger)
-
-        // Only Deployments cwo manages are cached: never every Deployment of the cluster.
-        var deploymentOptions = Reflector<Deployment>.Options(
-            namespace: options.namespace, labelSelector: "\(Names.managedByLabel)=\(Names.managedByValue)")
-        deploymentOptions.idleTimeout = options.reflector.idleTimeout
-        deployments = Reflector(client: client, resource: .deployments, options: deploymentOptions, logger: logger)
-
-        var runtimeClassOptions = Reflector<UntypedObject>.Options()
-        runtimeClassOptions.idleTimeout = options.reflector.idleTimeout
-        runtimeClasses = Reflector(client: client, resource: .runtimeClasses, options: runtimeClassOptions, logger: logger)
-
-        reconciler = WorkloadReconciler(
-            client: client, workloads: workloads.store, deployments: deployments.store, runtimeClasses: runtimeClasses.store, logger: logger)
+        reconciler = WorkloadReconciler(client: client, caches: caches, logger: logger)
         controller = Controller(
             name: Self.controllerName, reconciler: reconciler, options: .init(concurrency: options.concurrency), logger: logger,
             queueObserver: queueObserver, observer: observer)
 
-        controller.watch(workloads) { change in
-            if case .deleted = change { return [ObjectKey(change.object)] }
-            return [ObjectKey(change.object)]
+        func reflectorOptions<T>(_ type: T.Type, namespace: String?, managed: Bool) -> Reflector<T>.Options {
+            var result = Reflector<T>.Options(namespace: namespace, labelSelector: managed ? "\(Names.managedByLabel)=\(Names.managedByValue)" : nil)
+            result.idleTimeout = options.reflector.idleTimeout
+            return result
         }
-        controller.watch(deployments, map: Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion))
-        let workloadStore = workloads.store
+        var workloadOptions = options.reflector
+        workloadOptions.namespace = options.namespace
+        let workloads = Reflector(client: client, resource: ConfidentialWorkload.resource, options: workloadOptions, store: caches.workloads, logger: logger)
+        let deployments = Reflector(client: client, resource: .deployments, options: reflectorOptions(Deployment.self, namespace: options.namespace, managed: true), store: caches.deployments, logger: logger)
+        let replicaSets = Reflector(client: client, resource: .replicaSets, options: reflectorOptions(ReplicaSetSummary.self, namespace: options.namespace, managed: true), store: caches.replicaSets, logger: logger)
+        let configMaps = Reflector(client: client, resource: .configMaps, options: reflectorOptions(UntypedObject.self, namespace: options.namespace, managed: true), store: caches.configMaps, logger: logger)
+        let serviceAccounts = Reflector(client: client, resource: .serviceAccounts, options: reflectorOptions(UntypedObject.self, namespace: options.namespace, managed: true), store: caches.serviceAccounts, logger: logger)
+        let runtimeClasses = Reflector(client: client, resource: .runtimeClasses, options: reflectorOptions(UntypedObject.self, namespace: nil, managed: false), store: caches.runtimeClasses, logger: logger)
+
+        let owner: @Sendable (StoreChange<Deployment>) -> [ObjectKey] = Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion)
+        controller.watch(workloads) { [ObjectKey($0.object)] }
+        controller.watch(deployments, map: owner)
+        controller.watch(configMaps, map: Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion))
+        controller.watch(serviceAccounts, map: Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion))
+        // ReplicaSets carry the pod template's labels: a rollout's progress changes the allowed hashes.
+        controller.watch(replicaSets) { change in
+            guard let name = change.object.metadata.labels?[Names.workloadLabel] else { return [] }
+            return [ObjectKey(namespace: change.object.metadata.namespace ?? "", name: name)]
+        }
+        let workloadStore = caches.workloads
         controller.watch(runtimeClasses) { change in
             // A RuntimeClass appearing or going changes RuntimeClassAvailable of every workload that names it.
             let name = change.object.metadata.name ?? ""

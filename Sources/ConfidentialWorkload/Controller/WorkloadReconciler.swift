@@ -4,99 +4,175 @@ import KubernetesClient
 import Logging
 import Synchronization
 
+/// The caches a reconcile reads; only the workload's own objects are in them.
+public struct WorkloadCaches: Sendable {
+    public var workloads: Store<ConfidentialWorkload>
+    public var deployments: Store<Deployment>
+    public var replicaSets: Store<ReplicaSetSummary>
+    public var configMaps: Store<UntypedObject>
+    public var serviceAccounts: Store<UntypedObject>
+    public var runtimeClasses: Store<UntypedObject>
+
+    public init() {
+        workloads = Store()
+        deployments = Store()
+        replicaSets = Store()
+        configMaps = Store()
+        serviceAccounts = Store()
+        runtimeClasses = Store()
+    }
+}
+
 /// Reconciles one ConfidentialWorkload: reads the caches, computes the desired objects with the pure
 /// builders, applies only what differs, and writes status only when it changed.
 public final class WorkloadReconciler: Reconciler {
     let client: KubeClient
-    let workloads: Store<ConfidentialWorkload>
-    let deployments: Store<Deployment>
-    let runtimeClasses: Store<UntypedObject>
+    let caches: WorkloadCaches
     let logger: Logger
     let now: @Sendable () -> String
-    /// Our last writes per workload, to recognise a cache that has not yet caught up with them.
-    private let memo = Mutex<[ObjectKey: Memo]>([:])
+    /// Our last writes, to recognise a cache that has not caught up with them yet.
+    private let memo = Mutex<[String: Written]>([:])
+    private let serverSupportsNativeSidecars = Mutex<Bool?>(nil)
 
-    struct Memo {
-        var deploymentBody: JSONValue?
-        var deploymentVersionBefore: String?
-        var status: WorkloadStatus?
-        var statusVersionBefore: String?
+    struct Written {
+        var body: JSONValue
+        var versionBefore: String?
     }
 
-    public init(
-        client: KubeClient, workloads: Store<ConfidentialWorkload>, deployments: Store<Deployment>, runtimeClasses: Store<UntypedObject>,
-        logger: Logger, now: @escaping @Sendable () -> String = { StatusBuilder.timestamp() }
-    ) {
+    /// How often a workload with a Provided policy re-reads its ConfigMap (which cwo does not watch).
+    public let providedPolicyRefresh: Duration = .seconds(60)
+
+    public init(client: KubeClient, caches: WorkloadCaches, logger: Logger, now: @escaping @Sendable () -> String = { StatusBuilder.timestamp() }) {
         self.client = client
-        self.workloads = workloads
-        self.deployments = deployments
-        self.runtimeClasses = runtimeClasses
+        self.caches = caches
         self.logger = logger
         self.now = now
     }
 
     public func reconcile(_ key: ObjectKey) async throws -> ReconcileResult {
-        guard let workload = workloads.get(key) else {
+        guard let workload = caches.workloads.get(key) else {
             // Deleted: owner references let the garbage collector remove the children.
-            memo.withLock { _ = $0.removeValue(forKey: key) }
+            memo.withLock { memo in memo = memo.filter { !$0.key.hasSuffix("|\(key)") } }
             return .done
         }
         if workload.metadata.deletionTimestamp != nil { return .done }
         var logger = self.logger
         logger[metadataKey: "workload"] = "\(key)"
 
-        var deployment = deployments.get(key)
-        let desired = DesiredState.build(workload)
+        var context = BuildContext(nativeSidecars: try await nativeSidecars())
+        context.runningHashes = runningHashes(key)
+        var result = ReconcileResult.done
+        if workload.spec?[path: ["policy", "mode"]]?.stringValue == PolicySettings.Mode.provided.rawValue {
+            try await readProvidedPolicy(workload, into: &context)
+            result = .requeue(after: providedPolicyRefresh)
+        }
+
+        var deployment = caches.deployments.get(key)
         var observation = Observation(
             generation: workload.metadata.generation ?? 0, deploymentName: key.name, specErrors: nil, runtimeClassName: nil,
             runtimeClassExists: false, deployment: deployment)
 
-        switch desired {
+        switch DesiredState.build(workload, context: context) {
         case .failure(let errors):
             // Leave a running Deployment alone: an invalid edit must not take a working workload down.
             observation.specErrors = errors
             logger.info("invalid spec", metadata: ["reason": "\(errors.reason)", "error": "\(errors)"])
         case .success(let state):
             observation.runtimeClassName = state.spec.runtimeClassName
-            observation.runtimeClassExists = runtimeClasses.get(ObjectKey(namespace: "", name: state.spec.runtimeClassName)) != nil
-            if let applied = try await applyDeployment(state.deployment, live: deployment, key: key, logger: logger) {
+            observation.runtimeClassExists = caches.runtimeClasses.get(ObjectKey(namespace: "", name: state.spec.runtimeClassName)) != nil
+            if let account = state.serviceAccount {
+                try await apply(.serviceAccounts, account, live: caches.serviceAccounts.get(key)?.raw, version: caches.serviceAccounts.get(key)?.resourceVersion, key: key, logger: logger)
+            }
+            if let configMap = state.configMap {
+                let configKey = ObjectKey(namespace: key.namespace, name: KeyVaultBuilder.configMapName(workload: key.name))
+                let live = caches.configMaps.get(configKey)
+                try await apply(.configMaps, configMap, live: live?.raw, version: live?.resourceVersion, key: configKey, logger: logger)
+            }
+            let applied: Deployment? = try await apply(
+                .deployments, state.deployment, live: deployment?.comparable, version: deployment?.resourceVersion, key: key, logger: logger)
+            if let applied {
                 deployment = applied
                 observation.deployment = applied
+            }
+            observation.artifactConditions = state.conditions
+            observation.policyHash = state.policy.hash
+            observation.policyMode = state.policy.mode.rawValue
+            if let keyVault = state.spec.keyVault {
+                observation.keyRelease = KeyReleaseStatus(
+                    allowedHashes: state.allowedHashes, configMapName: KeyVaultBuilder.configMapName(workload: key.name), keyID: keyVault.keyID)
             }
         }
 
         let status = StatusBuilder.status(observation, previous: workload.status, now: now())
         try await writeStatus(status, workload: workload, key: key, logger: logger)
-        return .done
+        return result
     }
 
-    /// Applies the Deployment unless the live one already has every field of the body. Returns the
-    /// server's answer when it wrote.
-    func applyDeployment(_ body: JSONValue, live: Deployment?, key: ObjectKey, logger: Logger) async throws -> Deployment? {
-        if let live, AppliedState.contains(live.comparable, body) { return nil }
-        let version = live?.metadata.resourceVersion
-        let alreadyWritten = memo.withLock { $0[key].map { $0.deploymentBody == body && $0.deploymentVersionBefore == version } ?? false }
-        if alreadyWritten { return nil }
-        let applied: Deployment = try await client.apply(
-            .deployments, namespace: key.namespace, name: key.name, body, fieldManager: Names.fieldManager, force: true)
-        memo.withLock {
-            $0[key, default: Memo()].deploymentBody = body
-            $0[key, default: Memo()].deploymentVersionBefore = version
+    /// Policy hashes of the workload's ReplicaSets that still have pods: the templates still running.
+    func runningHashes(_ key: ObjectKey) -> [String] {
+        caches.replicaSets.list().compactMap { replicaSet in
+            guard replicaSet.metadata.namespace == key.namespace, replicaSet.metadata.labels?[Names.workloadLabel] == key.name,
+                replicaSet.replicas > 0
+            else { return nil }
+            return replicaSet.templateAnnotations[AgentPolicy.hashAnnotationKey]
         }
-        logger.info(live == nil ? "created deployment" : "updated deployment", metadata: ["generation": "\(applied.metadata.generation ?? 0)"])
+    }
+
+    func readProvidedPolicy(_ workload: ConfidentialWorkload, into context: inout BuildContext) async throws {
+        let name = workload.spec?[path: ["policy", "configMapRef", "name"]]?.stringValue ?? ""
+        let key = workload.spec?[path: ["policy", "configMapRef", "key"]]?.stringValue ?? ""
+        guard !name.isEmpty else { return }
+        do {
+            let configMap: UntypedObject = try await client.get(.configMaps, namespace: workload.metadata.namespace, name: name)
+            if let value = configMap.raw[path: ["data", key]]?.stringValue {
+                context.providedPolicy = value
+            } else {
+                context.providedPolicyProblem = "ConfigMap \(name) has no key \(key)"
+            }
+        } catch let error as KubeError where error.reason == .notFound {
+            context.providedPolicyProblem = "ConfigMap \(name) was not found in namespace \(workload.metadata.namespace ?? "")"
+        }
+    }
+
+    func nativeSidecars() async throws -> Bool {
+        if let known = serverSupportsNativeSidecars.withLock({ $0 }) { return known }
+        let version = try await client.serverVersion()
+        let supported = version.isAtLeast(major: 1, minor: 29)
+        serverSupportsNativeSidecars.withLock { $0 = supported }
+        logger.info("server version", metadata: ["version": "\(version.gitVersion)", "nativeSidecars": "\(supported)"])
+        return supported
+    }
+
+    /// Applies `body` unless the live object already has every field of it. Returns the server's answer when it wrote.
+    @discardableResult
+    func apply<T: Decodable & Sendable>(
+        _ resource: Resource, _ body: JSONValue, live: JSONValue?, version: String?, key: ObjectKey, logger: Logger
+    ) async throws -> T? {
+        if let live, AppliedState.contains(live, body) { return nil }
+        let memoKey = "\(resource.plural)|\(key)"
+        let alreadyWritten = memo.withLock { $0[memoKey].map { $0.body == body && $0.versionBefore == version } ?? false }
+        if alreadyWritten { return nil }
+        let applied: T = try await client.apply(resource, namespace: key.namespace, name: key.name, body, fieldManager: Names.fieldManager, force: true)
+        memo.withLock { $0[memoKey] = Written(body: body, versionBefore: version) }
+        logger.info(live == nil ? "created \(resource.kind)" : "updated \(resource.kind)", metadata: ["name": "\(key.name)"])
         return applied
+    }
+
+    func apply(_ resource: Resource, _ body: JSONValue, live: JSONValue?, version: String?, key: ObjectKey, logger: Logger) async throws {
+        let _: UntypedObject? = try await apply(resource, body, live: live, version: version, key: key, logger: logger)
     }
 
     func writeStatus(_ status: WorkloadStatus, workload: ConfidentialWorkload, key: ObjectKey, logger: Logger) async throws {
         if let current = workload.status, current.normalized == status.normalized { return }
         let version = workload.metadata.resourceVersion
-        let alreadyWritten = memo.withLock { $0[key].map { $0.status == status && $0.statusVersionBefore == version } ?? false }
-        if alreadyWritten { return }
         let body: JSONValue = [
             "apiVersion": .string(ConfidentialWorkload.apiVersion), "kind": .string(ConfidentialWorkload.kind),
             "metadata": ["name": .string(key.name), "namespace": .string(key.namespace)],
             "status": try JSONValue(encoding: status),
         ]
+        let memoKey = "status|\(key)"
+        let alreadyWritten = memo.withLock { $0[memoKey].map { $0.body == body && $0.versionBefore == version } ?? false }
+        if alreadyWritten { return }
         do {
             let _: UntypedObject = try await client.apply(
                 ConfidentialWorkload.resource, namespace: key.namespace, name: key.name, subresource: "status", body,
@@ -104,15 +180,11 @@ public final class WorkloadReconciler: Reconciler {
         } catch let error as KubeError where error.reason == .notFound {
             return  // deleted meanwhile
         }
-        memo.withLock {
-            $0[key, default: Memo()].status = status
-            $0[key, default: Memo()].statusVersionBefore = version
-        }
-        if workload.status?.condition(ConditionType.ready)?.status != status.condition(ConditionType.ready)?.status
-            || workload.status?.condition(ConditionType.ready)?.reason != status.condition(ConditionType.ready)?.reason
-        {
-            let ready = status.condition(ConditionType.ready)
-            logger.info("status", metadata: ["ready": "\(ready?.status.rawValue ?? "")", "reason": "\(ready?.reason ?? "")"])
+        memo.withLock { $0[memoKey] = Written(body: body, versionBefore: version) }
+        let before = workload.status?.condition(ConditionType.ready)
+        let after = status.condition(ConditionType.ready)
+        if before?.status != after?.status || before?.reason != after?.reason {
+            logger.info("status", metadata: ["ready": "\(after?.status.rawValue ?? "")", "reason": "\(after?.reason ?? "")"])
         }
     }
 }

@@ -9,6 +9,11 @@ public struct WorkloadSpec: Sendable, Hashable {
     public var template: JSONValue
     public var containers: [ContainerView]
     public var initContainers: [ContainerView]
+    public var policy: PolicySettings
+    public var attestation: AttestationSettings
+    public var keyVault: KeyVaultSettings?
+    /// Things that work but deserve attention (missing memory limits, unpinned images).
+    public var warnings: [String]
 }
 
 /// What cwo reads of one container of the template.
@@ -119,10 +124,19 @@ extension WorkloadSpec {
             }
         }
 
+        let policy = PolicySettings.parse(spec["policy"], errors: &errors)
+        let attestation = AttestationSettings.parse(spec["attestation"], errors: &errors)
+        let keyVault = KeyVaultSettings.parse(spec["keyVault"], attestation: attestation, errors: &errors)
+        var warnings: [String] = []
+        if template.objectValue != nil {
+            PodRules.check(template: template, policy: policy, errors: &errors, warnings: &warnings)
+        }
+
         if !errors.isEmpty { return .failure(SpecErrors(errors)) }
         return .success(WorkloadSpec(
             replicas: replicas, runtimeClassName: runtimeClassName, nodeSelector: nodeSelector, template: template,
-            containers: containers, initContainers: initContainers))
+            containers: containers, initContainers: initContainers, policy: policy, attestation: attestation, keyVault: keyVault,
+            warnings: warnings))
     }
 
     private static func readContainers(_ value: JSONValue?, field: String, required: Bool, into errors: inout [SpecError]) -> [ContainerView] {
