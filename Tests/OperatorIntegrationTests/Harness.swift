@@ -79,7 +79,7 @@ final class Harness: Sendable {
     }
 
     /// Waits until the workload's status was written for its current generation and `check` holds.
-    func waitForStatus(_ name: String, timeout: Duration = .seconds(15), _ what: String, _ check: @escaping @Sendable (WorkloadStatus) -> Bool) async throws -> ConfidentialWorkload {
+    func waitForStatus(_ name: String, _ what: String, timeout: Duration = .seconds(15), _ check: @escaping @Sendable (WorkloadStatus) -> Bool) async throws -> ConfidentialWorkload {
         try await eventually(timeout: timeout, "\(name): \(what)") { () -> ConfidentialWorkload? in
             let workload = try await self.workload(name)
             guard let status = workload.status, status.observedGeneration == workload.metadata.generation, check(status) else { return nil }
