@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // A Kubernetes REST client: configuration, typed errors, CRUD/patch/apply, streaming watch.
@@ -38,12 +39,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // A small controller runtime: reflector + store, work queue, controller loop.
+        // A small controller runtime: reflector + store, work queue, controller loop, leader election,
+        // events, metrics and probes.
         .target(
             name: "ControllerRuntime",
             dependencies: [
                 "KubernetesClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

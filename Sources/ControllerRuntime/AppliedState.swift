@@ -10,49 +10,63 @@ import KubernetesClient
 /// field it owns.
 public enum AppliedState {
     public static func contains(_ live: JSONValue?, _ desired: JSONValue) -> Bool {
-        contains(live, desired, quantities: false)
+        difference(live, desired) == nil
+    }
+
+    /// The path of the first field of `desired` that `live` lacks or has another value for; nil when none.
+    public static func difference(_ live: JSONValue?, _ desired: JSONValue) -> String? {
+        difference(live, desired, path: "", quantities: false)
     }
 
     /// Keys under which strings are resource quantities, which the server normalizes.
     private static let quantityKeys: Set<String> = ["limits", "requests", "overhead", "sizeLimit", "capacity", "hard"]
 
-    private static func contains(_ live: JSONValue?, _ desired: JSONValue, quantities: Bool) -> Bool {
+    private static func difference(_ live: JSONValue?, _ desired: JSONValue, path: String, quantities: Bool) -> String? {
+        let here = path.isEmpty ? "." : path
         switch desired {
         case .null:
-            return live == nil || live == .null
+            return live == nil || live == .null ? nil : here
         case .object(let fields):
-            guard let live else { return fields.values.allSatisfy(isEmptyValue) }
-            guard case .object(let liveFields) = live else { return fields.isEmpty && live == .null }
-            for (key, value) in fields where !contains(liveFields[key], value, quantities: quantities || quantityKeys.contains(key)) {
-                return false
+            guard let live else { return fields.values.allSatisfy(isEmptyValue) ? nil : here }
+            guard case .object(let liveFields) = live else { return fields.isEmpty && live == .null ? nil : here }
+            for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+                if let found = difference(liveFields[key], value, path: "\(path).\(key)", quantities: quantities || quantityKeys.contains(key)) {
+                    return found
+                }
             }
-            return true
+            return nil
         case .array(let items):
-            guard let live else { return items.isEmpty }
-            guard case .array(let liveItems) = live else { return items.isEmpty && live == .null }
+            guard let live else { return items.isEmpty ? nil : here }
+            guard case .array(let liveItems) = live else { return items.isEmpty && live == .null ? nil : here }
+            guard items.count == liveItems.count else { return "\(here) (length)" }
             // Lists of named things (containers, env, volumes, ports) are maps on the server: match by name.
             if items.allSatisfy({ $0["name"]?.stringValue != nil }), liveItems.allSatisfy({ $0["name"]?.stringValue != nil }) {
-                guard items.count == liveItems.count else { return false }
                 let byName = Dictionary(liveItems.map { ($0["name"]?.stringValue ?? "", $0) }, uniquingKeysWith: { first, _ in first })
-                return items.allSatisfy { item in contains(byName[item["name"]?.stringValue ?? ""], item, quantities: quantities) }
+                for item in items {
+                    let name = item["name"]?.stringValue ?? ""
+                    if let found = difference(byName[name], item, path: "\(path)[\(name)]", quantities: quantities) { return found }
+                }
+                return nil
             }
-            guard items.count == liveItems.count else { return false }
-            return zip(items, liveItems).allSatisfy { contains($1, $0, quantities: quantities) }
+            for (index, (item, liveItem)) in zip(items, liveItems).enumerated() {
+                if let found = difference(liveItem, item, path: "\(path)[\(index)]", quantities: quantities) { return found }
+            }
+            return nil
         case .string(let text):
-            guard let live else { return text.isEmpty }
+            guard let live else { return text.isEmpty ? nil : here }
             if case .string(let liveText) = live {
-                return text == liveText || (quantities && Quantity.equal(text, liveText))
+                return text == liveText || (quantities && Quantity.equal(text, liveText)) ? nil : here
             }
             // An integer written as a string where the server keeps a number (or the reverse, e.g. IntOrString).
-            if case .number(let number) = live, let value = Double(text) { return value == number }
-            return false
+            if case .number(let number) = live, let value = Double(text) { return value == number ? nil : here }
+            return here
         case .number(let number):
-            guard let live else { return number == 0 }
-            if quantities, case .string(let text) = live { return Quantity.equal(text, JSONValue.number(number).compactText) }
-            return live == desired
+            guard let live else { return number == 0 ? nil : here }
+            if quantities, case .string(let text) = live { return Quantity.equal(text, JSONValue.number(number).compactText) ? nil : here }
+            return live == desired ? nil : here
         case .bool(let flag):
-            guard let live else { return !flag }
-            return live == desired
+            guard let live else { return flag ? here : nil }
+            return live == desired ? nil : here
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConfidentialWorkload
+import ControllerRuntime
 import Foundation
 import KubernetesClient
 import Logging
@@ -32,8 +33,38 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Burst above --kube-api-qps.")
     var kubeApiBurst = 10
 
+    @Flag(help: "Elect a leader on a coordination.k8s.io Lease; only the leader reconciles.")
+    var leaderElect = false
+
+    @Option(help: "Namespace of the leader Lease (default: the pod's namespace).")
+    var leaderElectionNamespace: String?
+
+    @Option(help: "Name of the leader Lease.")
+    var leaderElectionId = "cwo-leader"
+
+    @Option(help: "Seconds a non-leader waits before taking an unrenewed lease.")
+    var leaseDuration = 15.0
+
+    @Option(help: "Seconds the leader keeps trying to renew before it gives up leading.")
+    var renewDeadline = 10.0
+
+    @Option(help: "Seconds between lease attempts and renewals.")
+    var retryPeriod = 2.0
+
+    @Option(help: "Address of the Prometheus /metrics endpoint (\"0\" disables it).")
+    var metricsBindAddress = ":8080"
+
+    @Option(help: "Address of the /healthz and /readyz endpoints (\"0\" disables them).")
+    var healthProbeBindAddress = ":8081"
+
+    @Option(help: "Seconds to finish in-flight reconciles after SIGTERM.")
+    var shutdownTimeout = 30.0
+
     func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard leaseDuration > renewDeadline, renewDeadline > retryPeriod, retryPeriod > 0 else {
+            throw ValidationError("need --lease-duration > --renew-deadline > --retry-period > 0")
+        }
     }
 
     func run() async throws {
@@ -55,31 +86,95 @@ struct Run: AsyncParsableCommand {
         configuration.qps = kubeApiQps
         configuration.burst = kubeApiBurst
         logger.info("starting", metadata: ["config": "\(configuration.summary)", "namespace": "\(namespace ?? "<all>")", "concurrency": "\(concurrency)"])
-        let client = try KubeClient(configuration: configuration, logger: Logger(label: "cwo.kube"))
 
-        let workloadOperator = WorkloadOperator(client: client, options: .init(namespace: namespace, concurrency: concurrency), logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: OperatorService(workloadOperator: workloadOperator), successTerminationBehavior: .gracefullyShutdownGroup)],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
+        let metrics = OperatorMetrics()
+        let client = try KubeClient(configuration: configuration, logger: Logger(label: "cwo.kube")) { method, code, host, _ in
+            metrics.request(method: method, code: code, host: host)
+        }
+        let identity = "\(ProcessInfo.processInfo.hostName)_\(UUID().uuidString.prefix(8).lowercased())"
+        let observer = metrics.controllerObserver(WorkloadOperator.controllerName, concurrency: concurrency)
+        let events = EventRecorder(client: client, controller: "cwo", instance: identity, logger: logger)
+        let workloadOperator = WorkloadOperator(
+            client: client, options: .init(namespace: namespace, concurrency: concurrency), logger: logger, queueObserver: observer,
+            observer: observer, events: events, metrics: metrics)
+
+        var elector: LeaderElector?
+        if leaderElect {
+            var election = LeaderElector.Configuration(
+                namespace: leaderElectionNamespace ?? ProcessInfo.processInfo.environment["POD_NAMESPACE"] ?? configuration.namespace,
+                name: leaderElectionId, identity: identity)
+            election.leaseDuration = .seconds(leaseDuration)
+            election.renewDeadline = .seconds(renewDeadline)
+            election.retryPeriod = .seconds(retryPeriod)
+            metrics.leader(leaderElectionId, isLeader: false)
+            let name = leaderElectionId
+            elector = LeaderElector(client: client, configuration: election, logger: logger) { metrics.leader(name, isLeader: $0) }
+        }
+
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: OperatorService(workloadOperator: workloadOperator, elector: elector), successTerminationBehavior: .gracefullyShutdownGroup)
+        ]
+        if let endpoints = HTTPEndpoints(address: metricsBindAddress, routes: [
+            "/metrics": {
+                metrics.workloads(ready: workloadOperator.workloadsByReady())
+                return (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics.text())
+            },
+        ], logger: logger) {
+            services.append(.init(service: EndpointsService(endpoints: endpoints)))
+        }
+        let leaderElecting = leaderElect
+        let candidate = elector
+        if let probes = HTTPEndpoints(address: healthProbeBindAddress, routes: [
+            // Alive while the event loop answers; a slow API server does not make cwo unhealthy.
+            "/healthz": { (.ok, "text/plain", "ok\n") },
+            // Ready once the caches are synced; a standby replica waiting for the lease is ready to take over.
+            "/readyz": {
+                if workloadOperator.hasSynced { return (.ok, "text/plain", "ok\n") }
+                if leaderElecting, candidate?.isLeader == false { return (.ok, "text/plain", "standby\n") }
+                return (.serviceUnavailable, "text/plain", "caches not synced\n")
+            },
+        ], logger: logger) {
+            services.append(.init(service: EndpointsService(endpoints: probes)))
+        }
+        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(shutdownTimeout)
+        let group = ServiceGroup(configuration: groupConfiguration)
+        var failed = false
         do {
             try await group.run()
         } catch {
             logger.error("stopped with an error", metadata: ["error": "\(error)"])
+            failed = true
         }
         try? await client.shutdown()
         logger.info("stopped")
+        if failed { throw ExitCode(1) }
     }
 }
 
-/// The controller as a swift-service-lifecycle service: graceful shutdown cancels it, and it drains.
+/// The controller as a swift-service-lifecycle service: graceful shutdown cancels it, in-flight
+/// reconciles finish, and the lease (if any) is released.
 struct OperatorService: Service {
     let workloadOperator: WorkloadOperator
+    let elector: LeaderElector?
 
     func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await workloadOperator.run()
+        try await cancelWhenGracefulShutdown {
+            if let elector {
+                try await elector.run { await workloadOperator.run() }
+            } else {
+                await workloadOperator.run()
+            }
+        }
+    }
+}
+
+struct EndpointsService: Service {
+    let endpoints: HTTPEndpoints
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await endpoints.run()
         }
     }
 }

@@ -25,9 +25,9 @@ public final class WorkloadOperator: Sendable {
 
     public init(
         client: KubeClient, options: Options, logger: Logger, queueObserver: (any WorkQueueObserver)? = nil,
-        observer: (any ControllerObserver)? = nil
+        observer: (any ControllerObserver)? = nil, events: EventRecorder? = nil, metrics: OperatorMetrics? = nil
     ) {
-        reconciler = WorkloadReconciler(client: client, caches: caches, logger: logger)
+        reconciler = WorkloadReconciler(client: client, caches: caches, logger: logger, events: events, metrics: metrics)
         controller = Controller(
             name: Self.controllerName, reconciler: reconciler, options: .init(concurrency: options.concurrency), logger: logger,
             queueObserver: queueObserver, observer: observer)
@@ -74,4 +74,13 @@ public final class WorkloadOperator: Sendable {
 
     /// True once every cache has listed.
     public var hasSynced: Bool { controller.hasSynced }
+
+    /// Workloads by the status of their Ready condition (for the `cwo_workloads` gauge).
+    public func workloadsByReady() -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for workload in caches.workloads.list() {
+            counts[workload.status?.condition(ConditionType.ready)?.status.rawValue ?? "Unknown", default: 0] += 1
+        }
+        return counts
+    }
 }

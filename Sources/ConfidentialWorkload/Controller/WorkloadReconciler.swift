@@ -30,6 +30,8 @@ public final class WorkloadReconciler: Reconciler {
     let caches: WorkloadCaches
     let logger: Logger
     let now: @Sendable () -> String
+    let events: EventRecorder?
+    let metrics: OperatorMetrics?
     /// Our last writes, to recognise a cache that has not caught up with them yet.
     private let memo = Mutex<[String: Written]>([:])
     private let serverSupportsNativeSidecars = Mutex<Bool?>(nil)
@@ -42,10 +44,15 @@ public final class WorkloadReconciler: Reconciler {
     /// How often a workload with a Provided policy re-reads its ConfigMap (which cwo does not watch).
     public let providedPolicyRefresh: Duration = .seconds(60)
 
-    public init(client: KubeClient, caches: WorkloadCaches, logger: Logger, now: @escaping @Sendable () -> String = { StatusBuilder.timestamp() }) {
+    public init(
+        client: KubeClient, caches: WorkloadCaches, logger: Logger, events: EventRecorder? = nil, metrics: OperatorMetrics? = nil,
+        now: @escaping @Sendable () -> String = { StatusBuilder.timestamp() }
+    ) {
         self.client = client
         self.caches = caches
         self.logger = logger
+        self.events = events
+        self.metrics = metrics
         self.now = now
     }
 
@@ -72,7 +79,10 @@ public final class WorkloadReconciler: Reconciler {
             generation: workload.metadata.generation ?? 0, deploymentName: key.name, specErrors: nil, runtimeClassName: nil,
             runtimeClassExists: false, deployment: deployment)
 
-        switch DesiredState.build(workload, context: context) {
+        let buildStart = ContinuousClock.now
+        let desired = DesiredState.build(workload, context: context)
+        metrics?.policyGenerated(seconds: (ContinuousClock.now - buildStart).seconds)
+        switch desired {
         case .failure(let errors):
             // Leave a running Deployment alone: an invalid edit must not take a working workload down.
             observation.specErrors = errors
@@ -148,13 +158,18 @@ public final class WorkloadReconciler: Reconciler {
     func apply<T: Decodable & Sendable>(
         _ resource: Resource, _ body: JSONValue, live: JSONValue?, version: String?, key: ObjectKey, logger: Logger
     ) async throws -> T? {
-        if let live, AppliedState.contains(live, body) { return nil }
+        // Items of a list response carry no apiVersion/kind; they name the type, not a field, so skip them.
+        var fields = body
+        fields["apiVersion"] = nil
+        fields["kind"] = nil
+        let difference = live.flatMap { AppliedState.difference($0, fields) }
+        if live != nil && difference == nil { return nil }
         let memoKey = "\(resource.plural)|\(key)"
         let alreadyWritten = memo.withLock { $0[memoKey].map { $0.body == body && $0.versionBefore == version } ?? false }
         if alreadyWritten { return nil }
         let applied: T = try await client.apply(resource, namespace: key.namespace, name: key.name, body, fieldManager: Names.fieldManager, force: true)
         memo.withLock { $0[memoKey] = Written(body: body, versionBefore: version) }
-        logger.info(live == nil ? "created \(resource.kind)" : "updated \(resource.kind)", metadata: ["name": "\(key.name)"])
+        logger.info(live == nil ? "created \(resource.kind)" : "updated \(resource.kind)", metadata: ["name": "\(key.name)", "field": "\(difference ?? "")"])
         return applied
     }
 
@@ -185,6 +200,36 @@ public final class WorkloadReconciler: Reconciler {
         let after = status.condition(ConditionType.ready)
         if before?.status != after?.status || before?.reason != after?.reason {
             logger.info("status", metadata: ["ready": "\(after?.status.rawValue ?? "")", "reason": "\(after?.reason ?? "")"])
+        }
+        await recordEvents(workload: workload, old: workload.status, new: status)
+    }
+
+    /// Events for what a user should see in `kubectl describe cw`: only on transitions, never per reconcile.
+    func recordEvents(workload: ConfidentialWorkload, old: WorkloadStatus?, new: WorkloadStatus) async {
+        guard let events else { return }
+        func emit(_ type: EventRecorder.EventType, _ reason: String, _ note: String) async {
+            await events.record(
+                regarding: workload.metadata, apiVersion: ConfidentialWorkload.apiVersion, kind: ConfidentialWorkload.kind, type: type,
+                reason: reason, action: "Reconcile", note: note)
+        }
+        if let hash = new.policyHash, hash != old?.policyHash {
+            await emit(.normal, "PolicyGenerated", "\(new.policyMode ?? "") policy \(hash)")
+            if let previous = old?.policyHash {
+                await emit(.normal, "RolloutStarted", "pod template now runs policy \(hash) (was \(previous)); key release allows both until the rollout completes")
+            }
+        }
+        let ready = new.condition(ConditionType.ready)
+        if let ready, ready.status == .false, [Reason.invalidSpec, "PolicyConfigMapNotFound", "InvalidPolicy"].contains(ready.reason),
+            old?.condition(ConditionType.ready)?.message != ready.message
+        {
+            await emit(.warning, ready.reason, ready.message)
+        }
+        let policy = new.condition(ConditionType.policyReady)
+        if let policy, policy.message != old?.condition(ConditionType.policyReady)?.message {
+            if policy.reason == "AllowAllInsecure" { await emit(.warning, "InsecurePolicy", policy.message) }
+            if let range = policy.message.range(of: "warnings: ") {
+                await emit(.warning, "SpecWarning", String(policy.message[range.upperBound...]))
+            }
         }
     }
 }
