@@ -56,7 +56,9 @@ public final class OperatorMetrics: Sendable {
             registry.makeCounter(name: "controller_runtime_reconcile_total", labels: [("controller", controller), ("result", result)],
                 help: "Total number of reconciliations per controller").increment(by: Int64(0))
         }
-        return ControllerMetrics(registry: registry, controller: controller)
+        let metrics = ControllerMetrics(registry: registry, controller: controller)
+        metrics.depthChanged(0)
+        return metrics
     }
 }
 

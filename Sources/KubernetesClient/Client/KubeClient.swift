@@ -224,6 +224,10 @@ public final class KubeClient: Sendable {
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: configuration.userAgent)
+        if let user = configuration.impersonateUser {
+            request.headers.add(name: "Impersonate-User", value: user)
+            for group in configuration.impersonateGroups { request.headers.add(name: "Impersonate-Group", value: group) }
+        }
         if let authorization = try await credentials.authorization() {
             request.headers.add(name: "Authorization", value: authorization)
         }

@@ -29,6 +29,9 @@ public struct ClientConfiguration: Sendable {
     public var tlsServerName: String?
     public var credentials: Credentials = .none
     public var userAgent = "cwo"
+    /// Act as this user (and groups), as `kubectl --as` does; the server authorizes the impersonated identity.
+    public var impersonateUser: String?
+    public var impersonateGroups: [String] = []
     /// Timeout of a single non-watch request.
     public var requestTimeout: Duration = .seconds(30)
     /// How often a request is tried in all (429 and, where safe, 5xx and transport errors are retried).
