@@ -78,6 +78,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Benchmarks against the real control plane (release build): scripts/bench.
+        .executableTarget(
+            name: "cwo-bench",
+            dependencies: ["KubernetesClient", "TestSupport"],
+            path: "Benchmarks/cwo-bench",
+            swiftSettings: strict
+        ),
         // Starts and stops the real control plane (scripts/control-plane) for integration tests.
         .target(
             name: "TestSupport",

@@ -1,0 +1,256 @@
+// cwo-bench: latency, throughput, memory, API efficiency and startup of `cwo run`, measured against a
+// real kube-apiserver + etcd on this machine, side by side with a plain client doing the same writes.
+import Foundation
+import KubernetesClient
+import TestSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Options {
+    var sizes = [100, 1000]
+    var concurrencies = [1, 4, 16]
+    var runs = 3
+    var latencySamples = 200
+    var quietSeconds = 60
+    var output = "bench.json"
+    var cwo = ".build/release/cwo"
+
+    init(_ arguments: [String]) {
+        var iterator = arguments.dropFirst().makeIterator()
+        while let flag = iterator.next() {
+            let value = iterator.next() ?? ""
+            switch flag {
+            case "--sizes": sizes = value.split(separator: ",").compactMap { Int($0) }
+            case "--concurrency": concurrencies = value.split(separator: ",").compactMap { Int($0) }
+            case "--runs": runs = Int(value) ?? runs
+            case "--latency-samples": latencySamples = Int(value) ?? latencySamples
+            case "--quiet-seconds": quietSeconds = Int(value) ?? quietSeconds
+            case "--output": output = value
+            case "--cwo": cwo = value
+            default: fatalError("unknown flag \(flag)")
+            }
+        }
+    }
+}
+
+let options = Options(CommandLine.arguments)
+var results: [String: JSONValue] = [:]
+var table: [(String, String)] = []
+@MainActor func report(_ key: String, _ value: Double, _ label: String, unit: String) {
+    results[key] = .number((value * 1000).rounded() / 1000)
+    table.append((label, String(format: unit == "ms" || unit == "s" || unit == "MiB" || unit == "x" ? "%.3f %@" : "%.1f %@", value, unit)))
+    print(String(format: "%-70@ %@", label as NSString, table.last?.1 ?? ""))
+}
+
+func seconds(_ duration: Duration) -> Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 0 }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
+}
+
+func rssMiB(_ pid: pid_t) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+    else { return 0 }
+    return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
+}
+
+// MARK: the cluster
+
+setenv("CWO_CONTROLLER_MANAGER", "0", 1)  // measure cwo and the API server, not the Deployment controller
+let cluster = try await TestCluster.start(name: "bench")
+var configuration = try ClientConfiguration.load(kubeconfig: cluster.adminKubeconfig)
+configuration.userAgent = "cwo-bench"
+let client = try KubeClient(configuration: configuration)
+try await cluster.installCRDs(client)
+let _: UntypedObject = try await client.apply(.runtimeClasses, name: "kata-cc",
+    ["apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": ["name": "kata-cc"], "handler": "kata-cc"] as JSONValue, fieldManager: "bench", force: true)
+let workloads = Resource(group: "cwo.dev", version: "v1alpha1", plural: "confidentialworkloads", kind: "ConfidentialWorkload", namespaced: true)
+
+func workload(_ name: String) -> JSONValue {
+    ["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "metadata": ["name": .string(name)],
+     "spec": ["replicas": 1, "template": ["spec": ["containers": [["name": "app", "image": "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        "command": ["/app"], "resources": ["limits": ["memory": "256Mi"]]]]]]]]
+}
+
+/// Runs `body` for 0..<count with at most `width` in flight.
+func concurrently(_ count: Int, width: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        var next = 0
+        while next < min(width, count) { let i = next; group.addTask { try await body(i) }; next += 1 }
+        while try await group.next() != nil {
+            if next < count { let i = next; group.addTask { try await body(i) }; next += 1 }
+        }
+    }
+}
+
+final class Operator: @unchecked Sendable {
+    let process: BackgroundProcess
+    let metricsPort = freePort()
+    let probePort = freePort()
+    let started = ContinuousClock.now
+    init(namespace: String, concurrency: Int) throws {
+        process = try BackgroundProcess([options.cwo, "run", "--kubeconfig", cluster.adminKubeconfig, "--namespace", namespace,
+            "--concurrency", String(concurrency), "--log-level", "warning",
+            "--metrics-bind-address", "127.0.0.1:\(metricsPort)", "--health-probe-bind-address", "127.0.0.1:\(probePort)"])
+    }
+    func metrics() async -> [String: Double] {
+        guard let text = try? await runCommand(["curl", "-s", "http://127.0.0.1:\(metricsPort)/metrics"]) else { return [:] }
+        var values: [String: Double] = [:]
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let value = Double(parts[1]) { values[String(parts[0])] = value }
+        }
+        return values
+    }
+    func sum(_ prefix: String, where filter: (String) -> Bool = { _ in true }) async -> Double {
+        await metrics().filter { $0.key.hasPrefix(prefix) && filter($0.key) }.values.reduce(0, +)
+    }
+    func waitReady() async throws -> Duration {
+        while true {
+            if let out = try? await runCommand(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(probePort)/readyz"]), out == "200" {
+                return ContinuousClock.now - started
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+    func stop() async {
+        process.signal(SIGTERM)
+        _ = await process.wait(timeout: .seconds(20))
+        process.stop()
+    }
+}
+
+/// Waits until every workload in the namespace has a Deployment and a status for its generation.
+func waitConverged(_ namespace: String, count: Int) async throws {
+    while true {
+        let list: ObjectList<UntypedObject> = try await client.listAll(workloads, namespace: namespace)
+        let done = list.items.filter { $0.raw[path: ["status", "observedGeneration"]]?.intValue == Int($0.metadata.generation ?? -1) }.count
+        let deployments: ObjectList<UntypedObject> = try await client.listAll(.deployments, namespace: namespace, options: .init(labelSelector: "app.kubernetes.io/managed-by=cwo"))
+        if done >= count && deployments.items.count >= count { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}
+
+// MARK: 1. apply-to-Deployment latency
+
+do {
+    let namespace = try await client.makeTestNamespace("bench-latency")
+    let cwo = try Operator(namespace: namespace, concurrency: 16)
+    _ = try await cwo.waitReady()
+    var samples: [Double] = []
+    for index in 0..<options.latencySamples {
+        let name = "lat-\(index)"
+        let list: ObjectList<UntypedObject> = try await client.list(.deployments, namespace: namespace, options: .init(limit: 1))
+        let stream: WatchStream<UntypedObject> = try await client.watch(.deployments, namespace: namespace,
+            options: .init(fieldSelector: "metadata.name=\(name)", resourceVersion: list.metadata.resourceVersion, timeoutSeconds: 30))
+        let _: UntypedObject = try await client.create(workloads, namespace: namespace, try UntypedObject(workload(name)))
+        let created = ContinuousClock.now
+        for try await event in stream {
+            if case .added(let deployment) = event,
+                deployment.raw[path: ["spec", "template", "spec", "runtimeClassName"]] == "kata-cc",
+                deployment.raw[path: ["spec", "template", "metadata", "annotations", "cwo.dev/policy-hash"]] != nil
+            {
+                samples.append(seconds(ContinuousClock.now - created) * 1000)
+                break
+            }
+        }
+    }
+    report("latency.p50_ms", percentile(samples, 0.5), "1. apply -> Deployment latency p50 (\(samples.count) samples)", unit: "ms")
+    report("latency.p99_ms", percentile(samples, 0.99), "   apply -> Deployment latency p99", unit: "ms")
+    await cwo.stop()
+}
+
+// MARK: 2-3. convergence throughput vs the raw floor; 4-5. memory and API efficiency
+
+var idleMeasured = false
+for size in options.sizes {
+    for concurrency in options.concurrencies {
+        let repeats = size == options.sizes.max() && concurrency == options.concurrencies.max() ? options.runs : 1
+        var cwoTimes: [Double] = []
+        var rawTimes: [Double] = []
+        for run in 0..<repeats {
+            // cwo: create N workloads at once; time until all have a Deployment and a current status.
+            let namespace = try await client.makeTestNamespace("bench-\(size)-\(concurrency)-\(run)")
+            let cwo = try Operator(namespace: namespace, concurrency: concurrency)
+            _ = try await cwo.waitReady()
+            if !idleMeasured {
+                try await Task.sleep(for: .seconds(2))
+                report("memory.idle_mib", rssMiB(cwo.process.pid), "4. RSS of cwo run, idle", unit: "MiB")
+                idleMeasured = true
+            }
+            let start = ContinuousClock.now
+            try await concurrently(size, width: 16) { index in
+                let _: UntypedObject = try await client.create(workloads, namespace: namespace, try UntypedObject(workload("w-\(index)")))
+            }
+            try await waitConverged(namespace, count: size)
+            cwoTimes.append(seconds(ContinuousClock.now - start))
+            if run == 0 && concurrency == options.concurrencies.max() {
+                try await Task.sleep(for: .seconds(2))
+                report("memory.\(size)_mib", rssMiB(cwo.process.pid), "4. RSS of cwo run with \(size) workloads and their Deployments cached", unit: "MiB")
+                let reconciles = await cwo.sum("controller_runtime_reconcile_total")
+                for verb in ["GET", "PATCH", "POST", "PUT", "DELETE"] {
+                    let count = await cwo.sum("rest_client_requests_total", where: { $0.contains("method=\"\(verb)\"") })
+                    if count > 0 { report("api.\(size).\(verb.lowercased())_per_reconcile", count / max(reconciles, 1), "5. \(verb) requests per reconcile (\(size) workloads, \(Int(reconciles)) reconciles)", unit: "") }
+                }
+                let before = await cwo.sum("rest_client_requests_total", where: { !$0.contains("method=\"GET\"") })
+                try await Task.sleep(for: .seconds(options.quietSeconds))
+                let quiet = await cwo.sum("rest_client_requests_total", where: { !$0.contains("method=\"GET\"") }) - before
+                report("api.\(size).writes_per_minute_converged", quiet * 60 / Double(options.quietSeconds), "5. writes per minute when converged (\(size) workloads, \(options.quietSeconds) s)", unit: "")
+
+                if size == options.sizes.max() {
+                    // 6. Restart with everything present: readiness, then every workload reconciled, nothing rewritten.
+                    await cwo.stop()
+                    let restarted = try Operator(namespace: namespace, concurrency: concurrency)
+                    let ready = try await restarted.waitReady()
+                    report("startup.readyz_s", seconds(ready), "6. start -> /readyz with \(size) workloads", unit: "s")
+                    while await restarted.sum("controller_runtime_reconcile_total") < Double(size) { try await Task.sleep(for: .milliseconds(20)) }
+                    report("startup.all_reconciled_s", seconds(ContinuousClock.now - restarted.started), "6. start -> all \(size) reconciled", unit: "s")
+                    let rewritten = await restarted.sum("rest_client_requests_total", where: { !$0.contains("method=\"GET\"") })
+                    report("startup.writes", rewritten, "6. writes after a restart with nothing changed", unit: "")
+                    await restarted.stop()
+                }
+            }
+            await cwo.stop()
+
+            // The raw floor: a plain client doing the same writes per workload, at the same concurrency.
+            let rawNamespace = try await client.makeTestNamespace("raw-\(size)-\(concurrency)-\(run)")
+            let rawStart = ContinuousClock.now
+            try await concurrently(size, width: concurrency) { index in
+                let name = "w-\(index)"
+                let created: UntypedObject = try await client.create(workloads, namespace: rawNamespace, try UntypedObject(workload(name)))
+                let deployment: JSONValue = ["apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": ["name": .string(name), "labels": ["app.kubernetes.io/managed-by": "cwo", "cwo.dev/workload": .string(name)],
+                        "ownerReferences": [["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name), "uid": .string(created.metadata.uid ?? ""), "controller": true]]],
+                    "spec": ["replicas": 1, "selector": ["matchLabels": ["cwo.dev/workload": .string(name)]],
+                        "template": ["metadata": ["labels": ["cwo.dev/workload": .string(name)], "annotations": ["cwo.dev/policy-hash": .string(String(repeating: "a", count: 64))]],
+                            "spec": ["runtimeClassName": "kata-cc", "containers": [["name": "app", "image": "nginx:1.27"]]]]]]
+                let _: UntypedObject = try await client.apply(.deployments, namespace: rawNamespace, name: name, deployment, fieldManager: "raw", force: true)
+                let status: JSONValue = ["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "metadata": ["name": .string(name)],
+                    "status": ["observedGeneration": 1, "deploymentName": .string(name)]]
+                let _: UntypedObject = try await client.apply(workloads, namespace: rawNamespace, name: name, subresource: "status", status, fieldManager: "raw", force: true)
+                // cwo also records one event per new workload (PolicyGenerated).
+                let event: JSONValue = ["apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": ["name": .string("\(name).policy")],
+                    "eventTime": .string("2026-01-01T00:00:00.000000Z"), "reportingController": "raw", "reportingInstance": "raw", "action": "Reconcile",
+                    "reason": "PolicyGenerated", "note": "policy", "type": "Normal",
+                    "regarding": ["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name), "namespace": .string(rawNamespace)]]
+                let _: UntypedObject = try await client.create(.events, namespace: rawNamespace, try UntypedObject(event))
+            }
+            rawTimes.append(seconds(ContinuousClock.now - rawStart))
+        }
+        let cwoMedian = percentile(cwoTimes, 0.5)
+        let rawMedian = percentile(rawTimes, 0.5)
+        report("convergence.\(size).c\(concurrency).cwo_s", cwoMedian, "2. convergence of \(size) at concurrency \(concurrency): cwo (median of \(repeats))", unit: "s")
+        report("convergence.\(size).c\(concurrency).raw_s", rawMedian, "3.    raw floor, same writes, same concurrency", unit: "s")
+        report("convergence.\(size).c\(concurrency).ratio", cwoMedian / max(rawMedian, 0.001), "      cwo / raw", unit: "x")
+    }
+}
+
+results["machine"] = .string("\(ProcessInfo.processInfo.processorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB")
+try JSONCoding.encoder.encode(JSONValue.object(results)).write(to: URL(fileURLWithPath: options.output))
+print("\nwrote \(options.output)")
+try? await client.shutdown()
+await cluster.stop()
