@@ -102,7 +102,13 @@ let package = Package(
         .testTarget(
             name: "ConfidentialWorkloadTests",
             dependencies: ["ConfidentialWorkload", "ControllerRuntime", "TestSupport"],
-            exclude: ["Rego", "Golden"],
+            exclude: ["Rego", "Golden", "Corpus"],
+            swiftSettings: strict
+        ),
+        // Faults, conflicts and security checks against the real control plane (some take a minute).
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "KubernetesClient", "TestSupport"],
             swiftSettings: strict
         ),
         // The operator end to end against the real control plane.

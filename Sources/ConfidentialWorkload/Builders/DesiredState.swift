@@ -76,6 +76,13 @@ public struct DesiredState: Sendable {
         }
         var metadata = template["metadata"]?.objectValue ?? [:]
         var annotations = metadata["annotations"]?.objectValue ?? [:]
+        // The API server refuses annotations over 256 KiB in total; say so here rather than fail on apply.
+        let annotationBytes = annotations.reduce(0) { $0 + $1.key.utf8.count + ($1.value.stringValue?.utf8.count ?? 0) }
+            + policy.annotation.utf8.count + AgentPolicy.annotationKey.utf8.count + 100
+        if annotationBytes > 256 * 1024 {
+            return .failure(SpecErrors([SpecError(
+                "spec.template", "the agent policy for this template is \(policy.annotation.utf8.count / 1024) KiB as an annotation; pod annotations are limited to 256 KiB in total (large literal env values are in the policy: move them to a ConfigMap)")]))
+        }
         annotations[AgentPolicy.annotationKey] = .string(policy.annotation)
         annotations[AgentPolicy.hashAnnotationKey] = .string(policy.hash)
         metadata["annotations"] = .object(annotations)

@@ -15,6 +15,8 @@ public struct PolicySettings: Sendable, Hashable {
     public var execCommands: [[String]] = []
     public var logs = true
 
+    public init() {}
+
     /// The documented default for `policy.imageEnvVars`: variables base images set in their config.
     /// Loader variables (LD_PRELOAD, LD_LIBRARY_PATH) are deliberately absent.
     public static let defaultImageEnvVars = [
@@ -39,6 +41,8 @@ public struct AttestationSettings: Sendable, Hashable {
     public var certCacheEndpoint = "169.254.169.254/metadata/THIM/amd/certification"
     public var port = 8080
     public var resources: JSONValue = ["limits": ["cpu": "100m", "memory": "128Mi"]]
+
+    public init() {}
 }
 
 /// `spec.keyVault`, understood.
