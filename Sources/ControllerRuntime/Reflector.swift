@@ -30,9 +30,10 @@ public final class Reflector<Object: KubernetesObject>: Sendable {
         public var idleGrace: Duration = .seconds(30)
         /// Explicit idle limit (tests); overrides watch timeout + grace.
         public var idleTimeout: Duration?
-        /// kube-rs's defaults: 0.8 s doubling to 30 s, reset after 2 quiet minutes.
+        /// 0.8 s doubling (kube-rs's start), capped at 5 s rather than 30 s: one operator's few watches are
+        /// no herd, and after an API server restart cwo should be back within seconds. Reset after 2 quiet minutes.
         public var initialBackoff: Duration = .milliseconds(800)
-        public var maximumBackoff: Duration = .seconds(30)
+        public var maximumBackoff: Duration = .seconds(5)
         public var backoffReset: Duration = .seconds(120)
 
         public init(namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil) {

@@ -76,7 +76,9 @@ struct OperationsIntegrationTests {
         _ = try await eventually(timeout: .seconds(10), "the standby to lead") { await standby.isLeader(lease) ? true : nil }
         let handOver = ContinuousClock.now - stopped
         print("hand-over after graceful stop: \(handOver)")
-        #expect(handOver < .seconds(3), "graceful hand-over took \(handOver)")
+        // The lease lasts 6 s: taking over well before that means it was released, not waited out.
+        // (About a second on an idle machine; the figure is printed, the bound leaves room for a busy CI.)
+        #expect(handOver < .seconds(5), "graceful hand-over took \(handOver)")
 
         // A crash: a new replica must wait out the lease (6 s here), never overlap.
         let third = try Replica(cluster: cluster, namespace: namespace, lease: lease, extra: Self.fast)
@@ -89,7 +91,9 @@ struct OperationsIntegrationTests {
         _ = try await eventually(timeout: .seconds(20), "the third replica to lead") { await third.isLeader(lease) ? true : nil }
         let takeOver = ContinuousClock.now - killed
         print("take-over after kill -9: \(takeOver) (lease duration 6 s, retry period 1 s)")
-        #expect(takeOver < .seconds(6 + 3))
+        // A crashed leader's lease must be waited out (no overlap), and then taken promptly.
+        #expect(takeOver > .seconds(4), "taken over after \(takeOver), before the lease could have expired")
+        #expect(takeOver < .seconds(15))
     }
 
     @Test func metricsProbesAndEvents() async throws {
