@@ -30,22 +30,7 @@ public final class BackgroundProcess: @unchecked Sendable {
 
     public init(_ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         logPath = FileManager.default.temporaryDirectory.appendingPathComponent("cwo-process-\(UUID().uuidString).log").path
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
-        guard result == 0 else { throw TestClusterError(message: "cannot start \(arguments[0]): errno \(result)") }
-        self.pid = pid
+        pid = try startProcess(arguments, environment: environment, outputPath: logPath)
     }
 
     public func signal(_ signal: Int32) { kill(pid, signal) }
@@ -66,7 +51,7 @@ public final class BackgroundProcess: @unchecked Sendable {
         if let exitStatus { return exitStatus }
         var status: Int32 = 0
         guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
-        exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        exitStatus = exitCode(status)
         return exitStatus
     }
 

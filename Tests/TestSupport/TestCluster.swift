@@ -187,6 +187,15 @@ public func runCommand(_ arguments: [String], environment: [String: String] = Pr
 func spawn(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
     let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("cwo-spawn-\(UUID().uuidString)").path
     defer { try? FileManager.default.removeItem(atPath: outputPath) }
+    let pid = try startProcess(arguments, environment: environment, outputPath: outputPath)
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+    return (exitCode(status), output)
+}
+
+/// Starts a program with stdin from /dev/null and stdout and stderr into `outputPath`.
+func startProcess(_ arguments: [String], environment: [String: String], outputPath: String) throws -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -200,12 +209,12 @@ func spawn(_ arguments: [String], environment: [String: String]) throws -> (stat
         envp.forEach { free($0) }
     }
     var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
-    guard spawned == 0 else { throw TestClusterError(message: "cannot start \(arguments[0]): errno \(spawned)") }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-    let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-    // WIFEXITED / WEXITSTATUS, spelled out (the C macros are not imported).
-    let exited = (status & 0x7f) == 0
-    return (exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output)
+    let result = posix_spawn(&pid, arguments[0], &actions, nil, argv, envp)
+    guard result == 0 else { throw TestClusterError(message: "cannot start \(arguments[0]): errno \(result)") }
+    return pid
+}
+
+/// WIFEXITED / WEXITSTATUS / WTERMSIG, spelled out (the C macros are not imported): 128 + signal when killed.
+func exitCode(_ status: Int32) -> Int32 {
+    (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }
