@@ -29,7 +29,9 @@ struct Options {
             case "--quiet-seconds": quietSeconds = Int(value) ?? quietSeconds
             case "--output": output = value
             case "--cwo": cwo = value
-            default: fatalError("unknown flag \(flag)")
+            default:
+                FileHandle.standardError.write(Data("cwo-bench: unknown flag \(flag); flags: --sizes --concurrency --runs --latency-samples --quiet-seconds --output --cwo\n".utf8))
+                exit(2)
             }
         }
     }
