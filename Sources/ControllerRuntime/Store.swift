@@ -4,15 +4,22 @@ import Synchronization
 /// The reflector's cache of one kind: what the server last said about each object.
 ///
 /// Readers take a snapshot of one object; writers are the reflector only. A relist replaces the whole
-/// content at once, so no reader ever sees half of an old list and half of a new one.
+/// content at once, so no reader ever sees half of an old list and half of a new one. An optional index
+/// (e.g. "namespace/owner") lets a reconcile read its own objects without scanning the whole cache.
 public final class Store<Object: KubernetesObject>: Sendable {
+    public typealias IndexFunction = @Sendable (Object) -> String?
+
     private struct State {
         var objects: [ObjectKey: Object] = [:]
+        var index: [String: Set<ObjectKey>] = [:]
         var synced = false
     }
     private let state = Mutex(State())
+    private let indexFunction: IndexFunction?
 
-    public init() {}
+    public init(index: IndexFunction? = nil) {
+        self.indexFunction = index
+    }
 
     public func get(_ key: ObjectKey) -> Object? {
         state.withLock { $0.objects[key] }
@@ -22,8 +29,9 @@ public final class Store<Object: KubernetesObject>: Sendable {
         state.withLock { Array($0.objects.values) }
     }
 
-    public func keys() -> [ObjectKey] {
-        state.withLock { Array($0.objects.keys) }
+    /// The objects whose index value is `value` (empty without an index function).
+    public func indexed(_ value: String) -> [Object] {
+        state.withLock { state in (state.index[value] ?? []).compactMap { state.objects[$0] } }
     }
 
     public var count: Int { state.withLock { $0.objects.count } }
@@ -36,10 +44,16 @@ public final class Store<Object: KubernetesObject>: Sendable {
     func replace(with objects: [Object]) -> [ObjectKey: Object] {
         var fresh: [ObjectKey: Object] = [:]
         fresh.reserveCapacity(objects.count)
-        for object in objects { fresh[ObjectKey(object)] = object }
+        var index: [String: Set<ObjectKey>] = [:]
+        for object in objects {
+            let key = ObjectKey(object)
+            fresh[key] = object
+            if let value = indexFunction?(object) { index[value, default: []].insert(key) }
+        }
         return state.withLock { state in
             let old = state.objects
             state.objects = fresh
+            state.index = index
             state.synced = true
             return old
         }
@@ -49,11 +63,26 @@ public final class Store<Object: KubernetesObject>: Sendable {
     @discardableResult
     func upsert(_ object: Object) -> Object? {
         let key = ObjectKey(object)
-        return state.withLock { $0.objects.updateValue(object, forKey: key) }
+        let value = indexFunction?(object)
+        return state.withLock { state in
+            let old = state.objects.updateValue(object, forKey: key)
+            if let old, let oldValue = indexFunction?(old), oldValue != value { Self.unindex(key, oldValue, in: &state) }
+            if let value { state.index[value, default: []].insert(key) }
+            return old
+        }
     }
 
     @discardableResult
     func remove(_ key: ObjectKey) -> Object? {
-        state.withLock { $0.objects.removeValue(forKey: key) }
+        state.withLock { state in
+            let old = state.objects.removeValue(forKey: key)
+            if let old, let value = indexFunction?(old) { Self.unindex(key, value, in: &state) }
+            return old
+        }
+    }
+
+    private static func unindex(_ key: ObjectKey, _ value: String, in state: inout State) {
+        state.index[value]?.remove(key)
+        if state.index[value]?.isEmpty == true { state.index[value] = nil }
     }
 }

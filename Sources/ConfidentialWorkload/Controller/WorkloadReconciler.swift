@@ -16,7 +16,10 @@ public struct WorkloadCaches: Sendable {
     public init() {
         workloads = Store()
         deployments = Store()
-        replicaSets = Store()
+        // ReplicaSets carry the pod template's labels: index them by the workload they run.
+        replicaSets = Store(index: { replicaSet in
+            replicaSet.metadata.labels?[Names.workloadLabel].map { "\(replicaSet.metadata.namespace ?? "")/\($0)" }
+        })
         configMaps = Store()
         serviceAccounts = Store()
         runtimeClasses = Store()
@@ -120,11 +123,8 @@ public final class WorkloadReconciler: Reconciler {
 
     /// Policy hashes of the workload's ReplicaSets that still have pods: the templates still running.
     func runningHashes(_ key: ObjectKey) -> [String] {
-        caches.replicaSets.list().compactMap { replicaSet in
-            guard replicaSet.metadata.namespace == key.namespace, replicaSet.metadata.labels?[Names.workloadLabel] == key.name,
-                replicaSet.replicas > 0
-            else { return nil }
-            return replicaSet.templateAnnotations[AgentPolicy.hashAnnotationKey]
+        caches.replicaSets.indexed("\(key.namespace)/\(key.name)").compactMap { replicaSet in
+            replicaSet.replicas > 0 ? replicaSet.templateAnnotations[AgentPolicy.hashAnnotationKey] : nil
         }
     }
 
