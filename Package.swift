@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "cwo", targets: ["cwo"]),
+        .library(name: "AzureKeyVault", targets: ["AzureKeyVault"]),
         .library(name: "KubernetesClient", targets: ["KubernetesClient"]),
         .library(name: "ControllerRuntime", targets: ["ControllerRuntime"]),
         .library(name: "ConfidentialWorkload", targets: ["ConfidentialWorkload"]),
@@ -53,12 +54,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The ConfidentialWorkload domain: API types, validation, pure builders, the reconciler.
+        // Azure workload identity and the Key Vault calls cwo makes (endpoints always configurable).
+        .target(
+            name: "AzureKeyVault",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The ConfidentialWorkload domain: API types, validation, pure builders, key release, the reconciler.
         .target(
             name: "ConfidentialWorkload",
             dependencies: [
                 "KubernetesClient",
                 "ControllerRuntime",
+                "AzureKeyVault",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -71,6 +85,7 @@ let package = Package(
                 "KubernetesClient",
                 "ControllerRuntime",
                 "ConfidentialWorkload",
+                "AzureKeyVault",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -85,10 +100,17 @@ let package = Package(
             path: "Benchmarks/cwo-bench",
             swiftSettings: strict
         ),
-        // Starts and stops the real control plane (scripts/control-plane) for integration tests.
+        // Starts and stops the real control plane (scripts/control-plane) for integration tests, and
+        // serves a local HTTPS stand-in for Key Vault and the identity endpoint.
         .target(
             name: "TestSupport",
-            dependencies: ["KubernetesClient"],
+            dependencies: [
+                "KubernetesClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             path: "Tests/TestSupport",
             swiftSettings: strict
         ),
@@ -98,6 +120,8 @@ let package = Package(
             dependencies: ["KubernetesClient", "TestSupport"],
             swiftSettings: strict
         ),
+        // The identity and Key Vault clients against the local HTTPS stand-in: exact requests, errors, retries.
+        .testTarget(name: "AzureKeyVaultTests", dependencies: ["AzureKeyVault", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ControllerRuntimeTests", dependencies: ["ControllerRuntime"], swiftSettings: strict),
         .testTarget(
             name: "ConfidentialWorkloadTests",
@@ -114,7 +138,7 @@ let package = Package(
         // The operator end to end against the real control plane.
         .testTarget(
             name: "OperatorIntegrationTests",
-            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "KubernetesClient", "TestSupport"],
+            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "KubernetesClient", "TestSupport", "AzureKeyVault"],
             swiftSettings: strict
         ),
     ]

@@ -8,6 +8,15 @@ public enum ReconcileResult: Sendable, Equatable {
     case done
     /// Run again after this long (e.g. to drop an old hash once a rollout finished).
     case requeue(after: Duration)
+
+    /// The earlier of two results (`done` is never earlier than a requeue).
+    public func sooner(_ other: ReconcileResult) -> ReconcileResult {
+        switch (self, other) {
+        case (.done, _): other
+        case (_, .done): self
+        case (.requeue(let a), .requeue(let b)): .requeue(after: min(a, b))
+        }
+    }
 }
 
 /// Level-triggered reconcile of one key: re-read state, compute, apply the difference.

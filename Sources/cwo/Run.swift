@@ -1,4 +1,5 @@
 import ArgumentParser
+import AzureKeyVault
 import ConfidentialWorkload
 import ControllerRuntime
 import Foundation
@@ -57,11 +58,26 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Address of the /healthz and /readyz endpoints (\"0\" disables them).")
     var healthProbeBindAddress = ":8081"
 
+    @Option(help: "PEM file of extra CAs to trust for Key Vault and the Azure identity endpoint (a TLS-inspecting proxy, a private endpoint).")
+    var azureCaFile: String?
+
+    @Option(help: "Seconds a deleted workload with releasePolicy Managed waits for its hashes to leave the key's release policy before cwo gives up and lets it go.")
+    var keyReleaseCleanupTimeout = 300.0
+
+    @Option(help: "Seconds between checks of a converged workload's Key Vault release policy (repairs outside edits).")
+    var keyReleaseResync = 600.0
+
     @Option(help: "Seconds to finish in-flight reconciles after SIGTERM.")
     var shutdownTimeout = 30.0
 
     func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard keyReleaseCleanupTimeout >= 0, keyReleaseResync >= 1 else {
+            throw ValidationError("--key-release-cleanup-timeout must be >= 0 and --key-release-resync >= 1")
+        }
+        if let azureCaFile, !FileManager.default.isReadableFile(atPath: azureCaFile) {
+            throw ValidationError("--azure-ca-file \(azureCaFile) is not a readable file")
+        }
         guard leaseDuration > renewDeadline, renewDeadline > retryPeriod, retryPeriod > 0 else {
             throw ValidationError("need --lease-duration > --renew-deadline > --retry-period > 0")
         }
@@ -94,9 +110,10 @@ struct Run: AsyncParsableCommand {
         let identity = "\(ProcessInfo.processInfo.hostName)_\(UUID().uuidString.prefix(8).lowercased())"
         let observer = metrics.controllerObserver(WorkloadOperator.controllerName, concurrency: concurrency)
         let events = EventRecorder(client: client, controller: "cwo", instance: identity, logger: logger)
+        let keyRelease = try makeKeyRelease(metrics: metrics, logger: logger)
         let workloadOperator = WorkloadOperator(
             client: client, options: .init(namespace: namespace, concurrency: concurrency), logger: logger, queueObserver: observer,
-            observer: observer, events: events, metrics: metrics)
+            observer: observer, events: events, metrics: metrics, keyRelease: keyRelease)
 
         var elector: LeaderElector?
         if leaderElect {
@@ -147,8 +164,29 @@ struct Run: AsyncParsableCommand {
             failed = true
         }
         try? await client.shutdown()
+        try? await keyRelease.shutdown()
         logger.info("stopped")
         if failed { throw ExitCode(1) }
+    }
+}
+
+extension Run {
+    /// Key Vault access through cwo's own workload identity, when its pod has one. Without it, workloads
+    /// with `releasePolicy: Managed` say so in KeyReleaseBound; everything else works.
+    func makeKeyRelease(metrics: OperatorMetrics, logger: Logger) throws -> KeyReleaseManager {
+        var options = KeyReleaseManager.Options()
+        options.cleanupTimeout = .milliseconds(Int64(keyReleaseCleanupTimeout * 1000))
+        options.resync = .milliseconds(Int64(keyReleaseResync * 1000))
+        switch WorkloadIdentity.fromEnvironment() {
+        case .success(let identity):
+            var azure = AzureOptions(additionalCAFile: azureCaFile)
+            azure.observer = { method, code, _ in metrics.keyVaultRequest(method: method, code: code) }
+            logger.info("Key Vault access", metadata: ["clientID": "\(identity.clientID)", "authority": "\(identity.authorityHost)"])
+            return KeyReleaseManager(client: try KeyVaultClient(identity: identity, options: azure, logger: Logger(label: "cwo.azure")), options: options)
+        case .failure(let missing):
+            logger.info("no Key Vault access", metadata: ["reason": "\(missing)"])
+            return KeyReleaseManager(unavailable: missing.description, options: options)
+        }
     }
 }
 

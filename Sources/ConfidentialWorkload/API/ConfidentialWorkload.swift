@@ -63,11 +63,18 @@ public struct KeyReleaseStatus: Codable, Sendable, Hashable {
     public var allowedHashes: [String]
     public var configMapName: String
     public var keyID: String
+    /// "Managed" or "Unmanaged".
+    public var releasePolicy: String?
+    /// Managed: this workload's hashes that cwo put in the key's release policy.
+    public var publishedHashes: [String]?
+    /// Managed: the key version cwo last wrote or checked.
+    public var keyVersion: String?
 
-    public init(allowedHashes: [String], configMapName: String, keyID: String) {
+    public init(allowedHashes: [String], configMapName: String, keyID: String, releasePolicy: String? = nil) {
         self.allowedHashes = allowedHashes
         self.configMapName = configMapName
         self.keyID = keyID
+        self.releasePolicy = releasePolicy
     }
 }
 

@@ -139,7 +139,11 @@ public enum ArtifactConditions {
         }
 
         let keyRelease: ConditionInput
-        if let keyVault = spec.keyVault {
+        if let keyVault = spec.keyVault, keyVault.releasePolicy == .managed {
+            keyRelease = ConditionInput(
+                ConditionType.keyReleaseBound, .unknown, "ReleasePolicyPending",
+                "cwo has not brought the release policy of \(keyVault.keyID) to policy hash \(state.policy.hash) yet")
+        } else if let keyVault = spec.keyVault {
             let hashes = state.allowedHashes.joined(separator: ", ")
             keyRelease = ConditionInput(
                 ConditionType.keyReleaseBound, .true, "ReleasePolicyPublished",

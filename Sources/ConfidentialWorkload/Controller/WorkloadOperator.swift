@@ -25,9 +25,10 @@ public final class WorkloadOperator: Sendable {
 
     public init(
         client: KubeClient, options: Options, logger: Logger, queueObserver: (any WorkQueueObserver)? = nil,
-        observer: (any ControllerObserver)? = nil, events: EventRecorder? = nil, metrics: OperatorMetrics? = nil
+        observer: (any ControllerObserver)? = nil, events: EventRecorder? = nil, metrics: OperatorMetrics? = nil,
+        keyRelease: KeyReleaseManager? = nil
     ) {
-        reconciler = WorkloadReconciler(client: client, caches: caches, logger: logger, events: events, metrics: metrics)
+        reconciler = WorkloadReconciler(client: client, caches: caches, logger: logger, events: events, metrics: metrics, keyRelease: keyRelease)
         controller = Controller(
             name: Self.controllerName, reconciler: reconciler, options: .init(concurrency: options.concurrency), logger: logger,
             queueObserver: queueObserver, observer: observer)

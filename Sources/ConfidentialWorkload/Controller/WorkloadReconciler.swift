@@ -35,9 +35,36 @@ public final class WorkloadReconciler: Reconciler {
     let now: @Sendable () -> String
     let events: EventRecorder?
     let metrics: OperatorMetrics?
+    let keyRelease: KeyReleaseManager
     /// Our last writes, to recognise a cache that has not caught up with them yet.
     private let memo = Mutex<[String: Written]>([:])
     private let serverSupportsNativeSidecars = Mutex<Bool?>(nil)
+    /// Per workload: what Key Vault was last brought to, so a converged workload costs no Key Vault call.
+    private let keyReleaseMemo = Mutex<[ObjectKey: KeyReleaseMemo]>([:])
+    /// Per workload: consecutive Key Vault failures (for the retry delay).
+    private let keyReleaseFailures = Mutex<[ObjectKey: Int]>([:])
+    /// Per workload: the last Key Vault failure and when to try again. Reconciles before then (e.g. the
+    /// one cwo's own status write triggers) report it without calling Key Vault.
+    private let keyReleaseHold = Mutex<[ObjectKey: KeyReleaseHold]>([:])
+
+    struct KeyReleaseHold {
+        var until: ContinuousClock.Instant
+        var generation: Int64
+        /// The server asked for the wait (Retry-After): kept even across spec edits.
+        var serverAsked: Bool
+        var condition: ConditionInput
+        var release: KeyReleaseStatus
+    }
+    /// UIDs of workloads cwo has added its finalizer to (the cache may not show it yet).
+    private let finalizerAdded = Mutex<Set<String>>([])
+
+    struct KeyReleaseMemo {
+        var keyID: String
+        var allowed: [String]
+        var published: [String]
+        var keyVersion: String
+        var at: ContinuousClock.Instant
+    }
 
     struct Written {
         var body: JSONValue
@@ -49,13 +76,14 @@ public final class WorkloadReconciler: Reconciler {
 
     public init(
         client: KubeClient, caches: WorkloadCaches, logger: Logger, events: EventRecorder? = nil, metrics: OperatorMetrics? = nil,
-        now: @escaping @Sendable () -> String = { StatusBuilder.timestamp() }
+        keyRelease: KeyReleaseManager? = nil, now: @escaping @Sendable () -> String = { StatusBuilder.timestamp() }
     ) {
         self.client = client
         self.caches = caches
         self.logger = logger
         self.events = events
         self.metrics = metrics
+        self.keyRelease = keyRelease ?? KeyReleaseManager(unavailable: "cwo runs without Key Vault access")
         self.now = now
     }
 
@@ -63,11 +91,16 @@ public final class WorkloadReconciler: Reconciler {
         guard let workload = caches.workloads.get(key) else {
             // Deleted: owner references let the garbage collector remove the children.
             memo.withLock { memo in memo = memo.filter { !$0.key.hasSuffix("|\(key)") } }
+            keyReleaseMemo.withLock { _ = $0.removeValue(forKey: key) }
+            keyReleaseFailures.withLock { _ = $0.removeValue(forKey: key) }
+            keyReleaseHold.withLock { _ = $0.removeValue(forKey: key) }
             return .done
         }
-        if workload.metadata.deletionTimestamp != nil { return .done }
         var logger = self.logger
         logger[metadataKey: "workload"] = "\(key)"
+        if workload.metadata.deletionTimestamp != nil {
+            return try await finalize(workload, key: key, logger: logger)
+        }
 
         var context = BuildContext(nativeSidecars: try await nativeSidecars())
         context.runningHashes = runningHashes(key)
@@ -101,24 +134,194 @@ public final class WorkloadReconciler: Reconciler {
                 let live = caches.configMaps.get(configKey)
                 try await apply(.configMaps, configMap, live: live?.raw, version: live?.resourceVersion, key: configKey, logger: logger)
             }
-            let applied: Deployment? = try await apply(
-                .deployments, state.deployment, live: deployment?.comparable, version: deployment?.resourceVersion, key: key, logger: logger)
-            if let applied {
-                deployment = applied
-                observation.deployment = applied
-            }
-            observation.artifactConditions = state.conditions
-            observation.policyHash = state.policy.hash
-            observation.policyMode = state.policy.mode.rawValue
+            var conditions = state.conditions
             if let keyVault = state.spec.keyVault {
                 observation.keyRelease = KeyReleaseStatus(
-                    allowedHashes: state.allowedHashes, configMapName: KeyVaultBuilder.configMapName(workload: key.name), keyID: keyVault.keyID)
+                    allowedHashes: state.allowedHashes, configMapName: KeyVaultBuilder.configMapName(workload: key.name), keyID: keyVault.keyID,
+                    releasePolicy: keyVault.releasePolicy.rawValue)
             }
+            // Managed key release: Key Vault must allow the new hash before the Deployment carries it.
+            var holdRollout = false
+            if let keyVault = state.spec.keyVault, keyVault.releasePolicy == .managed, let maa = state.spec.attestation.maaEndpoint {
+                let (condition, release, delay) = try await syncKeyRelease(workload, key: key, settings: keyVault, maaEndpoint: maa, state: state, logger: logger)
+                observation.keyRelease?.publishedHashes = release.publishedHashes
+                observation.keyRelease?.keyVersion = release.keyVersion
+                let liveHash = deployment?.spec?[path: ["template", "metadata", "annotations", AgentPolicy.hashAnnotationKey]]?.stringValue
+                holdRollout = condition.status != .true && liveHash != state.policy.hash
+                var shown = condition
+                if holdRollout {
+                    shown.message += deployment == nil
+                        ? "; the Deployment is not created until Key Vault allows policy \(state.policy.hash)"
+                        : "; rollout held: the Deployment keeps policy \(liveHash ?? "(none)") until Key Vault allows \(state.policy.hash)"
+                }
+                conditions = conditions.map { $0.type == ConditionType.keyReleaseBound ? shown : $0 }
+                result = result.sooner(.requeue(after: delay))
+            } else if hasFinalizer(workload) {
+                try await removeFinalizer(workload, key: key)
+                let hashes = workload.status?.keyRelease?.publishedHashes ?? []
+                await emit(workload, .normal, "KeyReleaseUnmanaged", "cwo no longer manages the key's release policy\(hashes.isEmpty ? "" : "; it still allows " + hashes.joined(separator: ", "))")
+            }
+            if !holdRollout {
+                let applied: Deployment? = try await apply(
+                    .deployments, state.deployment, live: deployment?.comparable, version: deployment?.resourceVersion, key: key, logger: logger)
+                if let applied {
+                    deployment = applied
+                    observation.deployment = applied
+                }
+            }
+            observation.artifactConditions = conditions
+            observation.policyHash = state.policy.hash
+            observation.policyMode = state.policy.mode.rawValue
         }
 
         let status = StatusBuilder.status(observation, previous: workload.status, now: now())
         try await writeStatus(status, workload: workload, key: key, logger: logger)
         return result
+    }
+
+    // MARK: - Managed key release
+
+    /// Brings the key's release policy to the allowed hashes; returns the KeyReleaseBound condition, the
+    /// key release status fields, and when to look again.
+    func syncKeyRelease(
+        _ workload: ConfidentialWorkload, key: ObjectKey, settings: KeyVaultSettings, maaEndpoint: String, state: DesiredState, logger: Logger
+    ) async throws -> (ConditionInput, KeyReleaseStatus, Duration) {
+        let allowed = state.allowedHashes
+        var release = KeyReleaseStatus(allowedHashes: allowed, configMapName: "", keyID: settings.keyID)
+        let remembered = keyReleaseMemo.withLock { $0[key] }.flatMap { $0.keyID == settings.keyID ? $0 : nil }
+        let previous = workload.status?.keyRelease.flatMap { $0.keyID == settings.keyID ? $0 : nil }
+        if let remembered, remembered.allowed == allowed, ContinuousClock.now - remembered.at < keyRelease.options.resync {
+            release.publishedHashes = remembered.published
+            release.keyVersion = remembered.keyVersion
+            return (Self.synced(settings, remembered.published, remembered.keyVersion), release, keyRelease.options.resync - (ContinuousClock.now - remembered.at))
+        }
+        if let hold = keyReleaseHold.withLock({ $0[key] }), ContinuousClock.now < hold.until,
+            hold.serverAsked || hold.generation == workload.metadata.generation
+        {
+            return (hold.condition, hold.release, hold.until - ContinuousClock.now)
+        }
+        // Ours: what status says we published, plus what we published since (status may lag).
+        let published = Array(Set(previous?.publishedHashes ?? []).union(remembered?.published ?? [])).sorted()
+        let outcome = try await keyRelease.sync(settings, maaEndpoint: maaEndpoint, allowed: allowed, published: published) {
+            try await self.addFinalizer(workload, key: key)
+        }
+        switch outcome {
+        case .success(let synced):
+            keyReleaseFailures.withLock { _ = $0.removeValue(forKey: key) }
+            keyReleaseHold.withLock { _ = $0.removeValue(forKey: key) }
+            keyReleaseMemo.withLock { $0[key] = KeyReleaseMemo(keyID: settings.keyID, allowed: allowed, published: synced.published, keyVersion: synced.keyVersion, at: .now) }
+            release.publishedHashes = synced.published
+            release.keyVersion = synced.keyVersion
+            if synced.wrote {
+                logger.info(synced.created ? "created key" : "updated release policy", metadata: ["key": "\(settings.keyID)", "hashes": "\(allowed)"])
+                await emit(
+                    workload, .normal, synced.created ? "KeyCreated" : "ReleasePolicyUpdated",
+                    "\(settings.keyID) (version \(synced.keyVersion)) releases to policy \(allowed.count == 1 ? "hash" : "hashes") \(allowed.joined(separator: ", "))")
+            }
+            return (Self.synced(settings, synced.published, synced.keyVersion), release, keyRelease.options.resync)
+        case .failure(let failure):
+            keyReleaseMemo.withLock { _ = $0.removeValue(forKey: key) }
+            let attempts = keyReleaseFailures.withLock { failures in
+                failures[key, default: 0] += 1
+                return failures[key] ?? 1
+            }
+            release.publishedHashes = published.isEmpty ? nil : published
+            release.keyVersion = previous?.keyVersion
+            logger.warning("key release", metadata: ["reason": "\(failure.reason)", "error": "\(failure.message)"])
+            let delay = failure.retryAfter ?? min(.seconds(1) * (1 << min(attempts - 1, 9)), .seconds(300))
+            let condition = ConditionInput(ConditionType.keyReleaseBound, .false, failure.reason, failure.message)
+            keyReleaseHold.withLock {
+                $0[key] = KeyReleaseHold(
+                    until: .now + delay, generation: workload.metadata.generation ?? 0, serverAsked: failure.retryAfter != nil, condition: condition,
+                    release: release)
+            }
+            return (condition, release, delay)
+        }
+    }
+
+    static func synced(_ settings: KeyVaultSettings, _ hashes: [String], _ version: String) -> ConditionInput {
+        ConditionInput(
+            ConditionType.keyReleaseBound, .true, "ReleasePolicySynced",
+            "Key Vault key \(settings.keyID) (version \(version)) releases to policy \(hashes.count == 1 ? "hash" : "hashes") \(hashes.joined(separator: ", ")); cwo keeps its release policy in sync")
+    }
+
+    /// A deleted workload: take its hashes out of the release policy, then let it go. Bounded by
+    /// `cleanupTimeout` from the deletion, so a broken Key Vault never leaves a workload stuck.
+    func finalize(_ workload: ConfidentialWorkload, key: ObjectKey, logger: Logger) async throws -> ReconcileResult {
+        guard workload.metadata.finalizers?.contains(KeyReleaseManager.finalizer) == true else { return .done }
+        let status = workload.status?.keyRelease
+        let remembered = keyReleaseMemo.withLock { $0[key] }
+        let hashes = Array(Set(status?.publishedHashes ?? []).union(remembered?.published ?? [])).sorted()
+        let keyID = remembered?.keyID ?? status?.keyID ?? ""
+        guard let range = keyID.range(of: "/keys/") else {
+            try await removeFinalizer(workload, key: key)
+            return .done
+        }
+        let vault = String(keyID[..<range.lowerBound])
+        let keyName = String(keyID[range.upperBound...])
+        switch await keyRelease.cleanup(vault: vault, keyName: keyName, hashes: hashes) {
+        case .success(let wrote):
+            try await removeFinalizer(workload, key: key)
+            if wrote {
+                logger.info("removed hashes from release policy", metadata: ["key": "\(keyID)", "hashes": "\(hashes)"])
+                await emit(workload, .normal, "ReleasePolicyCleanedUp", "removed policy \(hashes.count == 1 ? "hash" : "hashes") \(hashes.joined(separator: ", ")) from the release policy of \(keyID)")
+            }
+            return .done
+        case .failure(let failure):
+            let deleted = workload.metadata.deletionTimestamp.flatMap { try? Date($0, strategy: .iso8601) } ?? Date()
+            let waited = Date().timeIntervalSince(deleted)
+            let limit = Double(keyRelease.options.cleanupTimeout.components.seconds)
+            if waited >= limit {
+                try await removeFinalizer(workload, key: key)
+                logger.warning("gave up cleaning the release policy", metadata: ["key": "\(keyID)", "reason": "\(failure.reason)"])
+                await emit(
+                    workload, .warning, "KeyReleaseCleanupFailed",
+                    "gave up after \(Int(waited)) s: \(failure.message); the release policy of \(keyID) still allows \(hashes.joined(separator: ", ")): remove them by hand")
+                return .done
+            }
+            let attempts = keyReleaseFailures.withLock { failures in
+                failures[key, default: 0] += 1
+                return failures[key] ?? 1
+            }
+            if attempts == 1 { await emit(workload, .warning, failure.reason, "cleaning up the release policy of \(keyID): \(failure.message)") }
+            let delay = failure.retryAfter ?? min(.seconds(1) * (1 << min(attempts - 1, 9)), .seconds(60))
+            return .requeue(after: min(delay, .seconds(max(1, Int64(limit - waited) + 1))))
+        }
+    }
+
+    func hasFinalizer(_ workload: ConfidentialWorkload) -> Bool {
+        workload.metadata.finalizers?.contains(KeyReleaseManager.finalizer) == true
+    }
+
+    /// Added before cwo first changes Key Vault for this workload, never otherwise.
+    func addFinalizer(_ workload: ConfidentialWorkload, key: ObjectKey) async throws {
+        let uid = workload.metadata.uid ?? "\(key)"
+        if hasFinalizer(workload) || finalizerAdded.withLock({ $0.contains(uid) }) { return }
+        let finalizers = (workload.metadata.finalizers ?? []) + [KeyReleaseManager.finalizer]
+        // resourceVersion makes this a compare-and-swap: a concurrent edit of finalizers is never lost.
+        let patch: JSONValue = ["metadata": ["finalizers": .array(finalizers.map { .string($0) }), "resourceVersion": .string(workload.metadata.resourceVersion ?? "")]]
+        let _: UntypedObject = try await client.patch(ConfidentialWorkload.resource, namespace: key.namespace, name: key.name, .merge(patch))
+        finalizerAdded.withLock { _ = $0.insert(uid) }
+    }
+
+    func removeFinalizer(_ workload: ConfidentialWorkload, key: ObjectKey) async throws {
+        let finalizers = (workload.metadata.finalizers ?? []).filter { $0 != KeyReleaseManager.finalizer }
+        let patch: JSONValue = ["metadata": ["finalizers": .array(finalizers.map { .string($0) }), "resourceVersion": .string(workload.metadata.resourceVersion ?? "")]]
+        do {
+            let _: UntypedObject = try await client.patch(ConfidentialWorkload.resource, namespace: key.namespace, name: key.name, .merge(patch))
+        } catch let error as KubeError where error.reason == .notFound {
+            // Already gone.
+        }
+        finalizerAdded.withLock { _ = $0.remove(workload.metadata.uid ?? "\(key)") }
+        keyReleaseMemo.withLock { _ = $0.removeValue(forKey: key) }
+        keyReleaseFailures.withLock { _ = $0.removeValue(forKey: key) }
+        keyReleaseHold.withLock { _ = $0.removeValue(forKey: key) }
+    }
+
+    func emit(_ workload: ConfidentialWorkload, _ type: EventRecorder.EventType, _ reason: String, _ note: String) async {
+        await events?.record(
+            regarding: workload.metadata, apiVersion: ConfidentialWorkload.apiVersion, kind: ConfidentialWorkload.kind, type: type,
+            reason: reason, action: "Reconcile", note: note)
     }
 
     /// Policy hashes of the workload's ReplicaSets that still have pods: the templates still running.
@@ -223,6 +426,10 @@ public final class WorkloadReconciler: Reconciler {
             old?.condition(ConditionType.ready)?.message != ready.message
         {
             await emit(.warning, ready.reason, ready.message)
+        }
+        let keyRelease = new.condition(ConditionType.keyReleaseBound)
+        if let keyRelease, keyRelease.status == .false, old?.condition(ConditionType.keyReleaseBound)?.reason != keyRelease.reason {
+            await emit(.warning, keyRelease.reason, keyRelease.message)
         }
         let policy = new.condition(ConditionType.policyReady)
         if let policy, policy.message != old?.condition(ConditionType.policyReady)?.message {

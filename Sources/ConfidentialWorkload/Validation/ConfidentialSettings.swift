@@ -53,6 +53,17 @@ public struct KeyVaultSettings: Sendable, Hashable {
     public var clientID: String
     public var keyType = "RSA-HSM"
     public var keySize = 3072
+    /// Who keeps the key's release policy in step with the policy hashes.
+    public var releasePolicy: ReleasePolicyManagement = .unmanaged
+    /// With `Managed`: create the key (exportable, with the release policy) when it does not exist.
+    public var create = false
+
+    public enum ReleasePolicyManagement: String, Sendable, Hashable {
+        /// cwo publishes the policy in a ConfigMap; the user applies it.
+        case unmanaged = "Unmanaged"
+        /// cwo updates the key in Key Vault itself.
+        case managed = "Managed"
+    }
 
     /// The host name SKR wants (`akv_endpoint`), without scheme.
     public var host: String {
@@ -224,8 +235,9 @@ extension KeyVaultSettings {
                 errors.append(SpecError("spec.keyVault.name", "must be a vault name"))
             }
         case (nil, let url?):
-            if url.hasPrefix("https://"), Validation.isDNSSubdomain(String(url.dropFirst(8).split(separator: "/").first ?? "")) {
+            if url.hasPrefix("https://"), Validation.isHostAndPort(String(url.dropFirst(8).split(separator: "/").first ?? "")) {
                 vaultURL = url
+                while vaultURL.hasSuffix("/") { vaultURL.removeLast() }
             } else {
                 errors.append(SpecError("spec.keyVault.url", "must be an https:// vault or Managed HSM URL"))
             }
@@ -252,11 +264,24 @@ extension KeyVaultSettings {
             }
         }
         settings.keySize = reader.int("keySize", 128...8192, &errors) ?? 3072
+        settings.releasePolicy = reader.oneOf("releasePolicy", ReleasePolicyManagement.self, &errors) ?? .unmanaged
+        settings.create = reader.bool("create", &errors) ?? false
+        if settings.create && settings.releasePolicy != .managed {
+            errors.append(SpecError("spec.keyVault.create", "needs releasePolicy: Managed (cwo only creates keys whose release policy it manages)"))
+        }
         return settings
     }
 }
 
 extension Validation {
+    /// `host` or `host:port` (a vault behind a private endpoint or proxy may use a port).
+    public static func isHostAndPort(_ text: String) -> Bool {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count <= 2, isDNSSubdomain(parts[0].lowercased()) else { return false }
+        guard parts.count == 2 else { return true }
+        return Int(parts[1]).map { (1...65535).contains($0) } ?? false
+    }
+
     /// POSIX-portable environment variable names (what the policy can match by name).
     public static func isEnvName(_ text: String) -> Bool {
         guard let first = text.unicodeScalars.first, !text.isEmpty, text.utf8.count <= 256 else { return false }

@@ -25,6 +25,12 @@ public final class OperatorMetrics: Sendable {
             help: "Number of HTTP requests, partitioned by status code, method, and host.").increment()
     }
 
+    /// `cwo_key_vault_requests_total{code,method}`: calls to Key Vault and the identity endpoint.
+    public func keyVaultRequest(method: String, code: String) {
+        registry.makeCounter(name: "cwo_key_vault_requests_total", labels: [("code", code), ("method", method)],
+            help: "Number of HTTP requests to Key Vault and the Azure identity endpoint, by method and status code.").increment()
+    }
+
     public func leader(_ name: String, isLeader: Bool) {
         registry.makeGauge(name: "leader_election_master_status", labels: [("name", name)],
             help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master.")
