@@ -101,9 +101,10 @@ public final class Reflector<Object: KubernetesObject>: Sendable {
     }
 
     private func relist(onChange: @escaping @Sendable (StoreChange<Object>) async -> Void) async throws -> String {
-        let list: ObjectList<Object> = try await client.listAll(
-            resource, namespace: options.namespace,
-            options: ListOptions(labelSelector: options.labelSelector, fieldSelector: options.fieldSelector), pageSize: options.pageSize)
+        var listOptions = ListOptions(labelSelector: options.labelSelector, fieldSelector: options.fieldSelector)
+        // The cache never reads managedFields; often the largest part of an object.
+        listOptions.dropManagedFields = true
+        let list: ObjectList<Object> = try await client.listAll(resource, namespace: options.namespace, options: listOptions, pageSize: options.pageSize)
         counters.withLock { $0.lists += 1 }
         let old = store.replace(with: list.items)
         // Tell the handler what changed across the gap, so nothing that happened while we were away is missed.
@@ -129,9 +130,13 @@ public final class Reflector<Object: KubernetesObject>: Sendable {
     private func watch(from resourceVersion: String, onChange: @escaping @Sendable (StoreChange<Object>) async -> Void) async throws -> String {
         let timeout = Int.random(in: options.watchTimeout)
         let idleLimit = options.idleTimeout ?? (.seconds(timeout) + options.idleGrace)
-        let watchOptions = WatchOptions(
-            labelSelector: options.labelSelector, fieldSelector: options.fieldSelector, resourceVersion: resourceVersion,
-            allowWatchBookmarks: true, timeoutSeconds: timeout)
+        let watchOptions = {
+            var watchOptions = WatchOptions(
+                labelSelector: options.labelSelector, fieldSelector: options.fieldSelector, resourceVersion: resourceVersion,
+                allowWatchBookmarks: true, timeoutSeconds: timeout)
+            watchOptions.dropManagedFields = true
+            return watchOptions
+        }()
         counters.withLock { $0.watches += 1 }
         let progress = WatchProgress(resourceVersion: resourceVersion)
 

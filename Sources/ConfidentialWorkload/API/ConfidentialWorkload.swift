@@ -94,6 +94,9 @@ public enum ConditionType {
     public static let policyReady = "PolicyReady"
     public static let attestationConfigured = "AttestationConfigured"
     public static let keyReleaseBound = "KeyReleaseBound"
+
+    /// Every condition type cwo writes.
+    public static let all: Set<String> = [ready, runtimeClassAvailable, deploymentAvailable, policyReady, attestationConfigured, keyReleaseBound]
 }
 
 public enum Reason {

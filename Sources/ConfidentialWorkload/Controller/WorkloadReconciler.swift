@@ -381,7 +381,8 @@ public final class WorkloadReconciler: Reconciler {
     }
 
     func writeStatus(_ status: WorkloadStatus, workload: ConfidentialWorkload, key: ObjectKey, logger: Logger) async throws {
-        if let current = workload.status, current.normalized == status.normalized { return }
+        // Conditions of other types belong to other writers (server-side apply keeps them): not a difference.
+        if let current = workload.status, current.normalized.ownConditions == status.normalized { return }
         let version = workload.metadata.resourceVersion
         let body: JSONValue = [
             "apiVersion": .string(ConfidentialWorkload.apiVersion), "kind": .string(ConfidentialWorkload.kind),
@@ -446,6 +447,13 @@ extension WorkloadStatus {
     var normalized: WorkloadStatus {
         var copy = self
         copy.conditions = conditions?.sorted { $0.type < $1.type }
+        return copy
+    }
+
+    /// Without the conditions of types cwo never writes.
+    var ownConditions: WorkloadStatus {
+        var copy = self
+        copy.conditions = conditions?.filter { ConditionType.all.contains($0.type) }
         return copy
     }
 }

@@ -72,7 +72,7 @@ public final class KubeClient: Sendable {
     public func list<T: Decodable & Sendable>(
         _ resource: Resource, namespace: String? = nil, options: ListOptions = ListOptions(), as type: T.Type = T.self
     ) async throws -> ObjectList<T> {
-        try await request(.GET, resource.path(namespace: namespace), query: options.queryItems, idempotent: true)
+        try await request(.GET, resource.path(namespace: namespace), query: options.queryItems, idempotent: true, dropManagedFields: options.dropManagedFields)
     }
 
     /// All pages of a list, `pageSize` items per request. The result carries the last page's resourceVersion.
@@ -162,11 +162,11 @@ public final class KubeClient: Sendable {
 
     func request<T: Decodable>(
         _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: ByteBuffer? = nil,
-        contentType: String = "application/json", idempotent: Bool
+        contentType: String = "application/json", idempotent: Bool, dropManagedFields: Bool = false
     ) async throws -> T {
         let buffer = try await send(method, path, query: query, body: body, contentType: contentType, idempotent: idempotent)
         do {
-            return try JSONCoding.decoder.decode(T.self, from: Data(buffer.readableBytesView))
+            return try buffer.withUnsafeReadableBytes { try JSONCoding.decode(T.self, from: $0, dropManagedFields: dropManagedFields) }
         } catch {
             throw KubeClientError.decoding(method: method.rawValue, path: path, underlying: "\(error)")
         }
@@ -249,7 +249,7 @@ public final class KubeClient: Sendable {
     }
 
     static func error(response: HTTPClientResponse, body: ByteBuffer, method: String, path: String) -> KubeError {
-        let status = try? JSONCoding.decoder.decode(Status.self, from: Data(body.readableBytesView))
+        let status = try? body.withUnsafeReadableBytes { try JSONCoding.decode(Status.self, from: $0) }
         let retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds($0) }
         return KubeError.classify(code: Int(response.status.code), status: status?.kind == "Status" ? status : nil, method: method, path: path, retryAfter: retryAfter)
     }

@@ -64,6 +64,8 @@ public struct ListOptions: Sendable, Hashable {
     public var limit: Int?
     public var `continue`: String?
     public var resourceVersion: String?
+    /// Leave `metadata.managedFields` out of the decoded objects (client side; caches never read it).
+    public var dropManagedFields = false
 
     public init(labelSelector: String? = nil, fieldSelector: String? = nil, limit: Int? = nil, continue: String? = nil, resourceVersion: String? = nil) {
         self.labelSelector = labelSelector
@@ -91,6 +93,8 @@ public struct WatchOptions: Sendable, Hashable {
     public var allowWatchBookmarks = true
     /// The server closes the watch after this long; reflectors then resume from the last resourceVersion.
     public var timeoutSeconds: Int?
+    /// Leave `metadata.managedFields` out of the decoded objects (client side; caches never read it).
+    public var dropManagedFields = false
 
     public init(labelSelector: String? = nil, fieldSelector: String? = nil, resourceVersion: String? = nil, allowWatchBookmarks: Bool = true, timeoutSeconds: Int? = nil) {
         self.labelSelector = labelSelector

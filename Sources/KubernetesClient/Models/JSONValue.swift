@@ -14,6 +14,12 @@ public enum JSONValue: Sendable, Hashable {
 
 extension JSONValue: Codable {
     public init(from decoder: any Decoder) throws {
+        // Decoding from a parsed tree: take the subtree as it is.
+        if let tree = decoder as? JSONValueDecoder {
+            self = tree.value
+            return
+        }
+        // Any other decoder (e.g. YAML): probe the type.
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -92,12 +98,12 @@ extension JSONValue {
 
     /// Re-decodes this value as a typed model.
     public func decode<T: Decodable>(as type: T.Type = T.self) throws -> T {
-        try JSONCoding.decoder.decode(T.self, from: JSONCoding.encoder.encode(self))
+        try JSONValueDecoder.decode(T.self, from: self, codingPath: [])
     }
 
     /// Encodes a typed model into a `JSONValue`.
     public init(encoding value: some Encodable) throws {
-        self = try JSONCoding.decoder.decode(JSONValue.self, from: JSONCoding.encoder.encode(value))
+        self = try JSONParser.parse(JSONCoding.encoder.encode(value))
     }
 }
 
@@ -109,6 +115,11 @@ public enum JSONCoding {
         return encoder
     }
     public static var decoder: JSONDecoder { JSONDecoder() }
+
+    /// Decodes a model from JSON bytes (through `JSONParser`: fast for objects with `JSONValue` fields).
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: some ContiguousBytes, dropManagedFields: Bool = false) throws -> T {
+        try JSONValueDecoder.decode(T.self, from: try JSONParser.parse(bytes, dropManagedFields: dropManagedFields), codingPath: [])
+    }
 }
 
 import Foundation

@@ -17,7 +17,7 @@ extension KubeClient {
             let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
             throw Self.error(response: response, body: body, method: "GET", path: path + "?watch=true")
         }
-        return WatchStream(body: response.body, path: path)
+        return WatchStream(body: response.body, path: path, dropManagedFields: options.dropManagedFields)
     }
 }
 
@@ -26,21 +26,23 @@ public struct WatchStream<Object: Decodable & Sendable>: AsyncSequence {
     public typealias Element = WatchEvent<Object>
     let body: HTTPClientResponse.Body
     let path: String
+    var dropManagedFields = false
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(body: body.makeAsyncIterator(), path: path)
+        Iterator(body: body.makeAsyncIterator(), path: path, dropManagedFields: dropManagedFields)
     }
 
     public struct Iterator: AsyncIteratorProtocol {
         var body: HTTPClientResponse.Body.AsyncIterator
         var splitter = LineSplitter()
         let path: String
-        let decoder = JSONDecoder()
+        let dropManagedFields: Bool
         var finished = false
 
-        init(body: HTTPClientResponse.Body.AsyncIterator, path: String) {
+        init(body: HTTPClientResponse.Body.AsyncIterator, path: String, dropManagedFields: Bool) {
             self.body = body
             self.path = path
+            self.dropManagedFields = dropManagedFields
         }
 
         public mutating func next() async throws -> WatchEvent<Object>? {
@@ -68,7 +70,7 @@ public struct WatchStream<Object: Decodable & Sendable>: AsyncSequence {
         private func decode(_ line: ByteBuffer) throws -> WatchEvent<Object> {
             let frame: WatchFrame<Object>
             do {
-                frame = try decoder.decode(WatchFrame<Object>.self, from: Data(line.readableBytesView))
+                frame = try line.withUnsafeReadableBytes { try JSONCoding.decode(WatchFrame<Object>.self, from: $0, dropManagedFields: dropManagedFields) }
             } catch {
                 throw KubeClientError.decoding(method: "GET", path: path + "?watch=true", underlying: "\(error)")
             }
@@ -85,7 +87,7 @@ public struct WatchStream<Object: Decodable & Sendable>: AsyncSequence {
 /// Decodes watch frames from raw bytes; the same decoder the stream uses, exposed for tests and fuzzing.
 public enum WatchDecoding {
     public static func decode<T: Decodable & Sendable>(_ line: some Sequence<UInt8>, as type: T.Type) throws -> WatchEvent<T> {
-        let frame = try JSONDecoder().decode(WatchFrame<T>.self, from: Data(line))
+        let frame = try JSONCoding.decode(WatchFrame<T>.self, from: Array(line))
         switch frame.payload {
         case .event(let event): return event
         case .error(let status):
