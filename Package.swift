@@ -96,7 +96,7 @@ let package = Package(
         // Benchmarks against the real control plane (release build): scripts/bench.
         .executableTarget(
             name: "cwo-bench",
-            dependencies: ["KubernetesClient", "TestSupport"],
+            dependencies: ["KubernetesClient", "ConfidentialWorkload", "TestSupport"],
             path: "Benchmarks/cwo-bench",
             swiftSettings: strict
         ),

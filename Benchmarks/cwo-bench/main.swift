@@ -1,5 +1,6 @@
 // cwo-bench: latency, throughput, memory, API efficiency and startup of `cwo run`, measured against a
 // real kube-apiserver + etcd on this machine, side by side with a plain client doing the same writes.
+import ConfidentialWorkload
 import Foundation
 import KubernetesClient
 import TestSupport
@@ -53,9 +54,10 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
     return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
 }
 
-func rssMiB(_ pid: pid_t) -> Double {
+/// VmRSS (now) or VmHWM (peak) of a process, in MiB.
+func rssMiB(_ pid: pid_t, field: String = "VmRSS:") -> Double {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix(field) })
     else { return 0 }
     return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
 }
@@ -76,6 +78,23 @@ func workload(_ name: String) -> JSONValue {
     ["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "metadata": ["name": .string(name)],
      "spec": ["replicas": 1, "template": ["spec": ["containers": [["name": "app", "image": "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000",
         "command": ["/app"], "resources": ["limits": ["memory": "256Mi"]]]]]]]]
+}
+
+/// What cwo writes for a new workload: its Deployment and its status (as the reconciler builds them).
+func rawWrites(name: String, namespace: String) throws -> (deployment: JSONValue, status: JSONValue) {
+    var object = workload(name)
+    object["metadata"]?["namespace"] = .string(namespace)
+    object["metadata"]?["generation"] = 1
+    let parsed = try object.decode(as: ConfidentialWorkload.self)
+    let state = try DesiredState.build(parsed, context: BuildContext(nativeSidecars: false)).get()
+    var observation = Observation(generation: 1, deploymentName: name, specErrors: nil, runtimeClassName: state.spec.runtimeClassName, runtimeClassExists: true, deployment: nil)
+    observation.artifactConditions = state.conditions
+    observation.policyHash = state.policy.hash
+    observation.policyMode = state.policy.mode.rawValue
+    let status = StatusBuilder.status(observation, previous: nil, now: StatusBuilder.timestamp())
+    let body: JSONValue = ["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "metadata": ["name": .string(name), "namespace": .string(namespace)],
+        "status": try JSONValue(encoding: status)]
+    return (state.deployment, body)
 }
 
 /// Runs `body` for 0..<count with at most `width` in flight.
@@ -191,8 +210,10 @@ for size in options.sizes {
             try await waitConverged(namespace, count: size)
             cwoTimes.append(seconds(ContinuousClock.now - start))
             if run == 0 && concurrency == options.concurrencies.max() {
-                try await Task.sleep(for: .seconds(2))
-                report("memory.\(size)_mib", rssMiB(cwo.process.pid), "4. RSS of cwo run with \(size) workloads and their Deployments cached", unit: "MiB")
+                report("memory.\(size)_peak_mib", rssMiB(cwo.process.pid, field: "VmHWM:"), "4. peak RSS of cwo run while converging \(size) workloads", unit: "MiB")
+                // Settled: cwo hands memory freed after the burst back every 15 s.
+                try await Task.sleep(for: .seconds(20))
+                report("memory.\(size)_mib", rssMiB(cwo.process.pid), "4. RSS of cwo run with \(size) workloads and their Deployments cached (settled)", unit: "MiB")
                 let reconciles = await cwo.sum("controller_runtime_reconcile_total")
                 for verb in ["GET", "PATCH", "POST", "PUT", "DELETE"] {
                     let count = await cwo.sum("rest_client_requests_total", where: { $0.contains("method=\"\(verb)\"") })
@@ -218,22 +239,20 @@ for size in options.sizes {
             }
             await cwo.stop()
 
-            // The raw floor: a plain client doing the same writes per workload, at the same concurrency.
+            // The raw floor: a plain client doing the same writes per workload, at the same concurrency: the
+            // very bodies cwo applies (the Deployment with its policy, the status), built before the clock
+            // starts, and one event.
             let rawNamespace = try await client.makeTestNamespace("raw-\(size)-\(concurrency)-\(run)")
+            let bodies = try (0..<size).map { index in try rawWrites(name: "w-\(index)", namespace: rawNamespace) }
             let rawStart = ContinuousClock.now
             try await concurrently(size, width: concurrency) { index in
                 let name = "w-\(index)"
                 let created: UntypedObject = try await client.create(workloads, namespace: rawNamespace, try UntypedObject(workload(name)))
-                let deployment: JSONValue = ["apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": ["name": .string(name), "labels": ["app.kubernetes.io/managed-by": "cwo", "cwo.dev/workload": .string(name)],
-                        "ownerReferences": [["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name), "uid": .string(created.metadata.uid ?? ""), "controller": true]]],
-                    "spec": ["replicas": 1, "selector": ["matchLabels": ["cwo.dev/workload": .string(name)]],
-                        "template": ["metadata": ["labels": ["cwo.dev/workload": .string(name)], "annotations": ["cwo.dev/policy-hash": .string(String(repeating: "a", count: 64))]],
-                            "spec": ["runtimeClassName": "kata-cc", "containers": [["name": "app", "image": "nginx:1.27"]]]]]]
-                let _: UntypedObject = try await client.apply(.deployments, namespace: rawNamespace, name: name, deployment, fieldManager: "raw", force: true)
-                let status: JSONValue = ["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "metadata": ["name": .string(name)],
-                    "status": ["observedGeneration": 1, "deploymentName": .string(name)]]
-                let _: UntypedObject = try await client.apply(workloads, namespace: rawNamespace, name: name, subresource: "status", status, fieldManager: "raw", force: true)
+                var deployment = bodies[index].deployment
+                deployment["metadata"]?["ownerReferences"] = [["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name),
+                    "uid": .string(created.metadata.uid ?? ""), "controller": true, "blockOwnerDeletion": true]]
+                let _: UntypedObject = try await client.apply(.deployments, namespace: rawNamespace, name: name, deployment, fieldManager: "cwo", force: true)
+                let _: UntypedObject = try await client.apply(workloads, namespace: rawNamespace, name: name, subresource: "status", bodies[index].status, fieldManager: "cwo", force: true)
                 // cwo also records one event per new workload (PolicyGenerated).
                 let event: JSONValue = ["apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": ["name": .string("\(name).policy")],
                     "eventTime": .string("2026-01-01T00:00:00.000000Z"), "reportingController": "raw", "reportingInstance": "raw", "action": "Reconcile",

@@ -16,9 +16,13 @@ public final class Store<Object: KubernetesObject>: Sendable {
     }
     private let state = Mutex(State())
     private let indexFunction: IndexFunction?
+    private let transform: (@Sendable (Object) -> Object)?
 
-    public init(index: IndexFunction? = nil) {
+    /// `transform` runs on every object before it is stored (as controller-runtime's cache transforms):
+    /// keep in memory only what readers need.
+    public init(index: IndexFunction? = nil, transform: (@Sendable (Object) -> Object)? = nil) {
         self.indexFunction = index
+        self.transform = transform
     }
 
     public func get(_ key: ObjectKey) -> Object? {
@@ -46,6 +50,7 @@ public final class Store<Object: KubernetesObject>: Sendable {
         fresh.reserveCapacity(objects.count)
         var index: [String: Set<ObjectKey>] = [:]
         for object in objects {
+            let object = transform?(object) ?? object
             let key = ObjectKey(object)
             fresh[key] = object
             if let value = indexFunction?(object) { index[value, default: []].insert(key) }
@@ -62,6 +67,7 @@ public final class Store<Object: KubernetesObject>: Sendable {
     /// Stores an object; returns the one it replaced.
     @discardableResult
     func upsert(_ object: Object) -> Object? {
+        let object = transform?(object) ?? object
         let key = ObjectKey(object)
         let value = indexFunction?(object)
         return state.withLock { state in

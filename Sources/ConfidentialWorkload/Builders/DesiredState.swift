@@ -1,7 +1,7 @@
 import KubernetesClient
 
 /// What the desired state depends on beyond the workload itself.
-public struct BuildContext: Sendable {
+public struct BuildContext: Sendable, Hashable {
     /// Whether the server runs native sidecars (Kubernetes 1.29+).
     public var nativeSidecars = true
     /// For `policy.mode: Provided`: the ConfigMap value, nil when it could not be read.

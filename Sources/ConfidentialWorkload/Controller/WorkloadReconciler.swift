@@ -15,7 +15,12 @@ public struct WorkloadCaches: Sendable {
 
     public init() {
         workloads = Store()
-        deployments = Store()
+        // Deployments are kept with the policy annotation (~10 KB each) replaced by its digest.
+        deployments = Store(transform: { deployment in
+            var projected = deployment
+            projected.spec = PolicyDigest.project(deployment: deployment.spec)
+            return projected
+        })
         // ReplicaSets carry the pod template's labels: index them by the workload they run.
         replicaSets = Store(index: { replicaSet in
             replicaSet.metadata.labels?[Names.workloadLabel].map { "\(replicaSet.metadata.namespace ?? "")/\($0)" }
@@ -55,6 +60,19 @@ public final class WorkloadReconciler: Reconciler {
         var condition: ConditionInput
         var release: KeyReleaseStatus
     }
+    /// Per workload: the last desired state and what it was built from. Most reconciles (the ones cwo's
+    /// own writes trigger) have the same inputs, and the policy need not be generated again.
+    private let builds = Mutex<[ObjectKey: BuildMemo]>([:])
+
+    struct BuildMemo {
+        var uid: String?
+        var spec: JSONValue?
+        var context: BuildContext
+        /// With the Deployment as the cache keeps it (policy annotation as a digest) and without the Rego
+        /// text: small enough to keep for every workload. The full Deployment is built again to write it.
+        var result: Result<DesiredState, SpecErrors>
+    }
+
     /// UIDs of workloads cwo has added its finalizer to (the cache may not show it yet).
     private let finalizerAdded = Mutex<Set<String>>([])
 
@@ -94,6 +112,7 @@ public final class WorkloadReconciler: Reconciler {
             keyReleaseMemo.withLock { _ = $0.removeValue(forKey: key) }
             keyReleaseFailures.withLock { _ = $0.removeValue(forKey: key) }
             keyReleaseHold.withLock { _ = $0.removeValue(forKey: key) }
+            builds.withLock { _ = $0.removeValue(forKey: key) }
             return .done
         }
         var logger = self.logger
@@ -115,9 +134,7 @@ public final class WorkloadReconciler: Reconciler {
             generation: workload.metadata.generation ?? 0, deploymentName: key.name, specErrors: nil, runtimeClassName: nil,
             runtimeClassExists: false, deployment: deployment)
 
-        let buildStart = ContinuousClock.now
-        let desired = DesiredState.build(workload, context: context)
-        metrics?.policyGenerated(seconds: (ContinuousClock.now - buildStart).seconds)
+        let desired = build(workload, key: key, context: context)
         switch desired {
         case .failure(let errors):
             // Leave a running Deployment alone: an invalid edit must not take a working workload down.
@@ -163,7 +180,8 @@ public final class WorkloadReconciler: Reconciler {
             }
             if !holdRollout {
                 let applied: Deployment? = try await apply(
-                    .deployments, state.deployment, live: deployment?.comparable, version: deployment?.resourceVersion, key: key, logger: logger)
+                    .deployments, state.deployment, live: deployment?.comparable, version: deployment?.resourceVersion, key: key, logger: logger,
+                    body: { (try? DesiredState.build(workload, context: context).get().deployment) ?? state.deployment })
                 if let applied {
                     deployment = applied
                     observation.deployment = applied
@@ -176,6 +194,25 @@ public final class WorkloadReconciler: Reconciler {
 
         let status = StatusBuilder.status(observation, previous: workload.status, now: now())
         try await writeStatus(status, workload: workload, key: key, logger: logger)
+        return result
+    }
+
+    /// The desired state, built again only when the workload's spec, identity or context changed. Its
+    /// Deployment is in the cache's form (see `PolicyDigest`): compare it with the cache, and call
+    /// `DesiredState.build` again for the body to write.
+    func build(_ workload: ConfidentialWorkload, key: ObjectKey, context: BuildContext) -> Result<DesiredState, SpecErrors> {
+        if let memo = builds.withLock({ $0[key] }), memo.uid == workload.metadata.uid, memo.context == context, memo.spec == workload.spec {
+            return memo.result
+        }
+        let start = ContinuousClock.now
+        let result = DesiredState.build(workload, context: context).map { state in
+            var kept = state
+            kept.policy.text = ""
+            kept.deployment["spec"] = PolicyDigest.project(deployment: state.deployment["spec"])
+            return kept
+        }
+        metrics?.policyGenerated(seconds: (ContinuousClock.now - start).seconds)
+        builds.withLock { $0[key] = BuildMemo(uid: workload.metadata.uid, spec: workload.spec, context: context, result: result) }
         return result
     }
 
@@ -358,20 +395,24 @@ public final class WorkloadReconciler: Reconciler {
 
     /// Applies `body` unless the live object already has every field of it. Returns the server's answer when it wrote.
     @discardableResult
+    ///
+    /// `desired` is compared with `live` (both as the cache keeps them); `body`, when given, makes the full
+    /// object to write.
     func apply<T: Decodable & Sendable>(
-        _ resource: Resource, _ body: JSONValue, live: JSONValue?, version: String?, key: ObjectKey, logger: Logger
+        _ resource: Resource, _ desired: JSONValue, live: JSONValue?, version: String?, key: ObjectKey, logger: Logger,
+        body: (() -> JSONValue)? = nil
     ) async throws -> T? {
         // Items of a list response carry no apiVersion/kind; they name the type, not a field, so skip them.
-        var fields = body
+        var fields = desired
         fields["apiVersion"] = nil
         fields["kind"] = nil
         let difference = live.flatMap { AppliedState.difference($0, fields) }
         if live != nil && difference == nil { return nil }
         let memoKey = "\(resource.plural)|\(key)"
-        let alreadyWritten = memo.withLock { $0[memoKey].map { $0.body == body && $0.versionBefore == version } ?? false }
+        let alreadyWritten = memo.withLock { $0[memoKey].map { $0.body == desired && $0.versionBefore == version } ?? false }
         if alreadyWritten { return nil }
-        let applied: T = try await client.apply(resource, namespace: key.namespace, name: key.name, body, fieldManager: Names.fieldManager, force: true)
-        memo.withLock { $0[memoKey] = Written(body: body, versionBefore: version) }
+        let applied: T = try await client.apply(resource, namespace: key.namespace, name: key.name, body?() ?? desired, fieldManager: Names.fieldManager, force: true)
+        memo.withLock { $0[memoKey] = Written(body: desired, versionBefore: version) }
         logger.info(live == nil ? "created \(resource.kind)" : "updated \(resource.kind)", metadata: ["name": "\(key.name)", "field": "\(difference ?? "")"])
         return applied
     }

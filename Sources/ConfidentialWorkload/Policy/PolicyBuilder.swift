@@ -203,3 +203,15 @@ public enum CanonicalJSON {
         return out + "\""
     }
 }
+
+/// The Deployment cache keeps the policy annotation (~10 KB per Deployment) as a digest: the drift check
+/// compares digests, and a thousand workloads cost a thousand hashes instead of ten megabytes.
+public enum PolicyDigest {
+    /// `spec` with the pod template's policy annotation replaced by `sha256:<hex of the annotation>`.
+    public static func project(deployment spec: JSONValue?) -> JSONValue? {
+        guard var spec, let value = spec[path: ["template", "metadata", "annotations", AgentPolicy.annotationKey]]?.stringValue else { return spec }
+        let digest = SHA256.hash(data: Data(value.utf8)).map { String(format: "%02x", $0) }.joined()
+        spec["template"]?["metadata"]?["annotations"]?[AgentPolicy.annotationKey] = .string("sha256:" + digest)
+        return spec
+    }
+}
