@@ -1,5 +1,6 @@
 import Foundation
 @testable import KubernetesClient
+import NIOCore
 import Testing
 
 @Suite("JSON parser and JSONValue decoder")
@@ -53,6 +54,23 @@ struct JSONParserTests {
             if ours != nil { accepted += 1 }
         }
         #expect(accepted > 0 && accepted < variants.count)
+    }
+
+    /// Writing and reading back gives the same value, and Foundation reads the same bytes the same way.
+    @Test func serializedBodiesReadBackUnchanged() throws {
+        var value = try JSONParser.parse(Self.document)
+        value["control"] = .string("\u{1}\u{1f} tab\t quote\" back\\ é 😀")
+        value["fraction"] = .number(0.1)
+        var buffer = ByteBuffer()
+        value.serialize(into: &buffer)
+        let bytes = Array(buffer.readableBytesView)
+        #expect(try JSONParser.parse(bytes) == value)
+        #expect(try JSONDecoder().decode(JSONValue.self, from: Data(bytes)) == value)
+        // Keys sorted: the same value always gives the same bytes.
+        var again = ByteBuffer()
+        try JSONParser.parse(bytes).serialize(into: &again)
+        #expect(again == buffer)
+        #expect(String(buffer: buffer).hasPrefix(#"{"apiVersion":"apps/v1","control":"\u0001\u001f tab\t quote\" back\\ é 😀","fraction":0.1,"#))
     }
 
     @Test func errorsSayWhereAndDepthIsBounded() {

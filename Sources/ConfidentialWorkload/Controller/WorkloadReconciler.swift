@@ -418,7 +418,7 @@ public final class WorkloadReconciler: Reconciler {
     }
 
     func apply(_ resource: Resource, _ body: JSONValue, live: JSONValue?, version: String?, key: ObjectKey, logger: Logger) async throws {
-        let _: UntypedObject? = try await apply(resource, body, live: live, version: version, key: key, logger: logger)
+        let _: Discarded? = try await apply(resource, body, live: live, version: version, key: key, logger: logger)
     }
 
     func writeStatus(_ status: WorkloadStatus, workload: ConfidentialWorkload, key: ObjectKey, logger: Logger) async throws {
@@ -434,7 +434,7 @@ public final class WorkloadReconciler: Reconciler {
         let alreadyWritten = memo.withLock { $0[memoKey].map { $0.body == body && $0.versionBefore == version } ?? false }
         if alreadyWritten { return }
         do {
-            let _: UntypedObject = try await client.apply(
+            let _: Discarded = try await client.apply(
                 ConfidentialWorkload.resource, namespace: key.namespace, name: key.name, subresource: "status", body,
                 fieldManager: Names.fieldManager, force: true)
         } catch let error as KubeError where error.reason == .notFound {

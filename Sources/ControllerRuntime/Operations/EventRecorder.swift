@@ -70,9 +70,9 @@ public final class EventRecorder: Sendable {
                         "namespace": .string(namespace), "uid": .string(object.uid ?? ""), "resourceVersion": .string(object.resourceVersion ?? ""),
                     ],
                 ]
-                let _: UntypedObject = try await client.create(.events, namespace: namespace, try UntypedObject(body))
+                let _: Discarded = try await client.create(.events, namespace: namespace, try UntypedObject(body), as: Discarded.self)
             case .patch(let entry):
-                let _: UntypedObject = try await client.patch(
+                let _: Discarded = try await client.patch(
                     .events, namespace: entry.namespace, name: entry.name, .merge(["series": ["count": .number(Double(entry.count)), "lastObservedTime": .string(time)]]))
             }
         } catch {

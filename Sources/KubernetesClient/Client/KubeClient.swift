@@ -97,6 +97,13 @@ public final class KubeClient: Sendable {
         try await request(.POST, resource.path(namespace: namespace), body: try Self.encode(object), idempotent: false)
     }
 
+    /// POST, reading the answer as `R` (e.g. `Discarded` when nobody reads it).
+    public func create<T: Encodable & Sendable, R: Decodable & Sendable>(
+        _ resource: Resource, namespace: String? = nil, _ object: T, as type: R.Type
+    ) async throws -> R {
+        try await request(.POST, resource.path(namespace: namespace), body: try Self.encode(object), idempotent: false)
+    }
+
     /// PUT: optimistic concurrency through the object's `metadata.resourceVersion`.
     public func replace<T: Codable & Sendable>(
         _ resource: Resource, namespace: String? = nil, name: String, subresource: String? = nil, _ object: T
@@ -147,7 +154,15 @@ public final class KubeClient: Sendable {
     // MARK: - Transport
 
     static func encode(_ value: some Encodable) throws -> ByteBuffer {
-        ByteBuffer(bytes: try JSONCoding.encoder.encode(value))
+        var buffer = ByteBuffer()
+        if let json = value as? JSONValue {
+            json.serialize(into: &buffer)
+        } else if let object = value as? UntypedObject {
+            object.raw.serialize(into: &buffer)
+        } else {
+            buffer.writeBytes(try JSONCoding.encoder.encode(value))
+        }
+        return buffer
     }
 
     func url(path: String, query: [(String, String)]) -> String {
@@ -165,6 +180,7 @@ public final class KubeClient: Sendable {
         contentType: String = "application/json", idempotent: Bool, dropManagedFields: Bool = false
     ) async throws -> T {
         let buffer = try await send(method, path, query: query, body: body, contentType: contentType, idempotent: idempotent)
+        if let nothing = Discarded() as? T { return nothing }
         do {
             return try buffer.withUnsafeReadableBytes { try JSONCoding.decode(T.self, from: $0, dropManagedFields: dropManagedFields) }
         } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 
 /// Parses JSON text straight into `JSONValue`, and decodes `Decodable` models from a `JSONValue`.
 ///
@@ -456,4 +457,70 @@ extension JSONValue {
         case .object: "an object"
         }
     }
+}
+
+// MARK: - Writing
+
+extension JSONValue {
+    /// Compact JSON with object keys sorted (the same value always gives the same bytes), written
+    /// straight into `buffer`: request bodies skip `JSONEncoder`'s generic path.
+    public func serialize(into buffer: inout ByteBuffer) {
+        switch self {
+        case .null: buffer.writeStaticString("null")
+        case .bool(let flag): buffer.writeStaticString(flag ? "true" : "false")
+        case .number(let number):
+            if number.rounded() == number, abs(number) < 9.007_199_254_740_992e15 {
+                buffer.writeString(String(Int64(number)))
+            } else {
+                buffer.writeString("\(number)")
+            }
+        case .string(let text): Self.writeQuoted(text, into: &buffer)
+        case .array(let items):
+            buffer.writeInteger(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                item.serialize(into: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "]"))
+        case .object(let members):
+            buffer.writeInteger(UInt8(ascii: "{"))
+            for (index, key) in members.keys.sorted().enumerated() {
+                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                Self.writeQuoted(key, into: &buffer)
+                buffer.writeInteger(UInt8(ascii: ":"))
+                members[key]?.serialize(into: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "}"))
+        }
+    }
+
+    static func writeQuoted(_ text: String, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(ascii: "\""))
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            for (index, byte) in bytes.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                buffer.writeBytes(UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                switch byte {
+                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
+                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
+                case 0x0A: buffer.writeStaticString("\\n")
+                case 0x0D: buffer.writeStaticString("\\r")
+                case 0x09: buffer.writeStaticString("\\t")
+                default:
+                    let hex = String(byte, radix: 16)
+                    buffer.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
+                }
+                start = index + 1
+            }
+            buffer.writeBytes(UnsafeBufferPointer(rebasing: bytes[start...]))
+        }
+        buffer.writeInteger(UInt8(ascii: "\""))
+    }
+}
+
+/// For answers nobody reads (the status write, an event): the body is not parsed at all.
+public struct Discarded: Decodable, Sendable {
+    public init() {}
+    public init(from decoder: any Decoder) {}
 }
