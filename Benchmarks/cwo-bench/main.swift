@@ -45,6 +45,7 @@ var table: [(String, String)] = []
     results[key] = .number((value * 1000).rounded() / 1000)
     table.append((label, String(format: unit == "ms" || unit == "s" || unit == "MiB" || unit == "x" ? "%.3f %@" : "%.1f %@", value, unit)))
     print(String(format: "%-70@ %@", label as NSString, table.last?.1 ?? ""))
+    fflush(nil)  // one line at a time, also into a file
 }
 
 func seconds(_ duration: Duration) -> Double { Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18 }
@@ -62,6 +63,17 @@ func rssMiB(_ pid: pid_t, field: String = "VmRSS:") -> Double {
     return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
 }
 
+/// CPU seconds (user + system) a process has used so far.
+func cpuSeconds(_ pid: pid_t) -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = text.lastIndex(of: ")")
+    else { return 0 }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    // After the command: state is field 3, utime 14 and stime 15 (1-based, counting pid and comm).
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
 // MARK: the cluster
 
 setenv("CWO_CONTROLLER_MANAGER", "0", 1)  // measure cwo and the API server, not the Deployment controller
@@ -69,6 +81,9 @@ let cluster = try await TestCluster.start(name: "bench")
 var configuration = try ClientConfiguration.load(kubeconfig: cluster.adminKubeconfig)
 configuration.userAgent = "cwo-bench"
 let client = try KubeClient(configuration: configuration)
+let apiserverPID = pid_t((try? String(contentsOfFile: cluster.directory + "/apiserver.pid", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+let etcdPID = pid_t((try? String(contentsOfFile: cluster.directory + "/etcd.pid", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+func serverCPU() -> Double { cpuSeconds(apiserverPID) + cpuSeconds(etcdPID) }
 try await cluster.installCRDs(client)
 let _: UntypedObject = try await client.apply(.runtimeClasses, name: "kata-cc",
     ["apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": ["name": "kata-cc"], "handler": "kata-cc"] as JSONValue, fieldManager: "bench", force: true)
@@ -145,14 +160,38 @@ final class Operator: @unchecked Sendable {
     }
 }
 
-/// Waits until every workload in the namespace has a Deployment and a status for its generation.
-func waitConverged(_ namespace: String, count: Int) async throws {
+/// Watches the namespace's workloads until `count` have a status for their generation. cwo writes a
+/// workload's status only after its Deployment was applied, so that also means every Deployment exists
+/// (checked once, after the clock stopped). A watch, not polling lists: the API server is shared with
+/// the thing being measured, and the raw floor is measured without any polling either.
+func convergenceStart(_ namespace: String) async throws -> String {
+    let list: ObjectList<UntypedObject> = try await client.list(workloads, namespace: namespace, options: .init(limit: 1))
+    return list.metadata.resourceVersion ?? ""
+}
+
+func waitConverged(_ namespace: String, from resourceVersion: String, count: Int) async throws {
+    var done = Set<String>()
+    var version = resourceVersion
     while true {
-        let list: ObjectList<UntypedObject> = try await client.listAll(workloads, namespace: namespace)
-        let done = list.items.filter { $0.raw[path: ["status", "observedGeneration"]]?.intValue == Int($0.metadata.generation ?? -1) }.count
-        let deployments: ObjectList<UntypedObject> = try await client.listAll(.deployments, namespace: namespace, options: .init(labelSelector: "app.kubernetes.io/managed-by=cwo"))
-        if done >= count && deployments.items.count >= count { return }
-        try await Task.sleep(for: .milliseconds(50))
+        // A watch may end (server timeouts); resume from the last version seen.
+        let stream: WatchStream<UntypedObject> = try await client.watch(workloads, namespace: namespace, options: .init(resourceVersion: version, timeoutSeconds: 300))
+        for try await event in stream {
+            switch event {
+            case .bookmark(let next):
+                version = next
+            case .added(let object), .modified(let object), .deleted(let object):
+                version = object.metadata.resourceVersion ?? version
+                if object.raw[path: ["status", "observedGeneration"]]?.intValue == Int(object.metadata.generation ?? -1) { done.insert(object.name) }
+            }
+            if done.count >= count { return }
+        }
+    }
+}
+
+func checkDeployments(_ namespace: String, count: Int) async throws {
+    let deployments: ObjectList<UntypedObject> = try await client.listAll(.deployments, namespace: namespace, options: .init(labelSelector: "app.kubernetes.io/managed-by=cwo"))
+    guard deployments.items.count == count else {
+        throw TestClusterError(message: "\(namespace): \(deployments.items.count) Deployments for \(count) converged workloads")
     }
 }
 
@@ -203,12 +242,21 @@ for size in options.sizes {
                 report("memory.idle_mib", rssMiB(cwo.process.pid), "4. RSS of cwo run, idle", unit: "MiB")
                 idleMeasured = true
             }
+            let from = try await convergenceStart(namespace)
             let start = ContinuousClock.now
+            let cpuBefore = (cwo: cpuSeconds(cwo.process.pid), server: serverCPU())
+            async let converged: Void = waitConverged(namespace, from: from, count: size)
             try await concurrently(size, width: 16) { index in
                 let _: UntypedObject = try await client.create(workloads, namespace: namespace, try UntypedObject(workload("w-\(index)")))
             }
-            try await waitConverged(namespace, count: size)
+            try await converged
             cwoTimes.append(seconds(ContinuousClock.now - start))
+            try await checkDeployments(namespace, count: size)
+            if run == 0 && concurrency == options.concurrencies.max() {
+                // Where the time goes: cwo's own CPU, and the API server's (+ etcd's) for the same work.
+                report("cpu.\(size).cwo_s", cpuSeconds(cwo.process.pid) - cpuBefore.cwo, "   CPU of cwo while converging \(size) (of 2 cores)", unit: "s")
+                report("cpu.\(size).server_s", serverCPU() - cpuBefore.server, "   CPU of kube-apiserver + etcd meanwhile", unit: "s")
+            }
             if run == 0 && concurrency == options.concurrencies.max() {
                 report("memory.\(size)_peak_mib", rssMiB(cwo.process.pid, field: "VmHWM:"), "4. peak RSS of cwo run while converging \(size) workloads", unit: "MiB")
                 // Settled: cwo hands memory freed after the burst back every 15 s.
@@ -245,6 +293,7 @@ for size in options.sizes {
             let rawNamespace = try await client.makeTestNamespace("raw-\(size)-\(concurrency)-\(run)")
             let bodies = try (0..<size).map { index in try rawWrites(name: "w-\(index)", namespace: rawNamespace) }
             let rawStart = ContinuousClock.now
+            let rawServerBefore = serverCPU()
             try await concurrently(size, width: concurrency) { index in
                 let name = "w-\(index)"
                 let created: UntypedObject = try await client.create(workloads, namespace: rawNamespace, try UntypedObject(workload(name)))
@@ -261,6 +310,9 @@ for size in options.sizes {
                 let _: UntypedObject = try await client.create(.events, namespace: rawNamespace, try UntypedObject(event))
             }
             rawTimes.append(seconds(ContinuousClock.now - rawStart))
+            if run == 0 && concurrency == options.concurrencies.max() {
+                report("cpu.\(size).raw_server_s", serverCPU() - rawServerBefore, "   CPU of kube-apiserver + etcd for the raw floor", unit: "s")
+            }
         }
         let cwoMedian = percentile(cwoTimes, 0.5)
         let rawMedian = percentile(rawTimes, 0.5)
