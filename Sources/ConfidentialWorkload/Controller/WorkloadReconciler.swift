@@ -258,14 +258,11 @@ public final class WorkloadReconciler: Reconciler {
             return (Self.synced(settings, synced.published, synced.keyVersion), release, keyRelease.options.resync)
         case .failure(let failure):
             keyReleaseMemo.withLock { _ = $0.removeValue(forKey: key) }
-            let attempts = keyReleaseFailures.withLock { failures in
-                failures[key, default: 0] += 1
-                return failures[key] ?? 1
-            }
+            let attempts = recordKeyReleaseFailure(key)
             release.publishedHashes = published.isEmpty ? nil : published
             release.keyVersion = previous?.keyVersion
             logger.warning("key release", metadata: ["reason": "\(failure.reason)", "error": "\(failure.message)"])
-            let delay = failure.retryAfter ?? min(.seconds(1) * (1 << min(attempts - 1, 9)), .seconds(300))
+            let delay = failure.retryAfter ?? Self.retryDelay(attempts: attempts, cap: .seconds(300))
             let condition = ConditionInput(ConditionType.keyReleaseBound, .false, failure.reason, failure.message)
             keyReleaseHold.withLock {
                 $0[key] = KeyReleaseHold(
@@ -285,7 +282,7 @@ public final class WorkloadReconciler: Reconciler {
     /// A deleted workload: take its hashes out of the release policy, then let it go. Bounded by
     /// `cleanupTimeout` from the deletion, so a broken Key Vault never leaves a workload stuck.
     func finalize(_ workload: ConfidentialWorkload, key: ObjectKey, logger: Logger) async throws -> ReconcileResult {
-        guard workload.metadata.finalizers?.contains(KeyReleaseManager.finalizer) == true else { return .done }
+        guard hasFinalizer(workload) else { return .done }
         let status = workload.status?.keyRelease
         let remembered = keyReleaseMemo.withLock { $0[key] }
         let hashes = Array(Set(status?.publishedHashes ?? []).union(remembered?.published ?? [])).sorted()
@@ -316,12 +313,9 @@ public final class WorkloadReconciler: Reconciler {
                     "gave up after \(Int(waited)) s: \(failure.message); the release policy of \(keyID) still allows \(hashes.joined(separator: ", ")): remove them by hand")
                 return .done
             }
-            let attempts = keyReleaseFailures.withLock { failures in
-                failures[key, default: 0] += 1
-                return failures[key] ?? 1
-            }
+            let attempts = recordKeyReleaseFailure(key)
             if attempts == 1 { await emit(workload, .warning, failure.reason, "cleaning up the release policy of \(keyID): \(failure.message)") }
-            let delay = failure.retryAfter ?? min(.seconds(1) * (1 << min(attempts - 1, 9)), .seconds(60))
+            let delay = failure.retryAfter ?? Self.retryDelay(attempts: attempts, cap: .seconds(60))
             return .requeue(after: min(delay, .seconds(max(1, Int64(limit - waited) + 1))))
         }
     }
@@ -334,18 +328,13 @@ public final class WorkloadReconciler: Reconciler {
     func addFinalizer(_ workload: ConfidentialWorkload, key: ObjectKey) async throws {
         let uid = workload.metadata.uid ?? "\(key)"
         if hasFinalizer(workload) || finalizerAdded.withLock({ $0.contains(uid) }) { return }
-        let finalizers = (workload.metadata.finalizers ?? []) + [KeyReleaseManager.finalizer]
-        // resourceVersion makes this a compare-and-swap: a concurrent edit of finalizers is never lost.
-        let patch: JSONValue = ["metadata": ["finalizers": .array(finalizers.map { .string($0) }), "resourceVersion": .string(workload.metadata.resourceVersion ?? "")]]
-        let _: UntypedObject = try await client.patch(ConfidentialWorkload.resource, namespace: key.namespace, name: key.name, .merge(patch))
+        try await setFinalizers((workload.metadata.finalizers ?? []) + [KeyReleaseManager.finalizer], of: workload, key: key)
         finalizerAdded.withLock { _ = $0.insert(uid) }
     }
 
     func removeFinalizer(_ workload: ConfidentialWorkload, key: ObjectKey) async throws {
-        let finalizers = (workload.metadata.finalizers ?? []).filter { $0 != KeyReleaseManager.finalizer }
-        let patch: JSONValue = ["metadata": ["finalizers": .array(finalizers.map { .string($0) }), "resourceVersion": .string(workload.metadata.resourceVersion ?? "")]]
         do {
-            let _: UntypedObject = try await client.patch(ConfidentialWorkload.resource, namespace: key.namespace, name: key.name, .merge(patch))
+            try await setFinalizers((workload.metadata.finalizers ?? []).filter { $0 != KeyReleaseManager.finalizer }, of: workload, key: key)
         } catch let error as KubeError where error.reason == .notFound {
             // Already gone.
         }
@@ -353,6 +342,25 @@ public final class WorkloadReconciler: Reconciler {
         keyReleaseMemo.withLock { _ = $0.removeValue(forKey: key) }
         keyReleaseFailures.withLock { _ = $0.removeValue(forKey: key) }
         keyReleaseHold.withLock { _ = $0.removeValue(forKey: key) }
+    }
+
+    /// resourceVersion makes this a compare-and-swap: a concurrent edit of finalizers is never lost.
+    func setFinalizers(_ finalizers: [String], of workload: ConfidentialWorkload, key: ObjectKey) async throws {
+        let patch: JSONValue = ["metadata": ["finalizers": .array(finalizers.map { .string($0) }), "resourceVersion": .string(workload.metadata.resourceVersion ?? "")]]
+        let _: Discarded = try await client.patch(ConfidentialWorkload.resource, namespace: key.namespace, name: key.name, .merge(patch))
+    }
+
+    /// Counts a consecutive Key Vault failure of `key`; returns how many there have been.
+    func recordKeyReleaseFailure(_ key: ObjectKey) -> Int {
+        keyReleaseFailures.withLock { failures in
+            failures[key, default: 0] += 1
+            return failures[key] ?? 1
+        }
+    }
+
+    /// 1 s, 2 s, 4 s, ... up to `cap`.
+    static func retryDelay(attempts: Int, cap: Duration) -> Duration {
+        min(.seconds(1) * (1 << min(max(attempts - 1, 0), 9)), cap)
     }
 
     func emit(_ workload: ConfidentialWorkload, _ type: EventRecorder.EventType, _ reason: String, _ note: String) async {

@@ -80,7 +80,7 @@ public final class KeyReleaseManager: Sendable {
                     parameters: KeyCreateParameters(keyType: settings.keyType, size: settings.keySize, releasePolicy: KeyReleasePolicy(policy: Data(CanonicalJSON.compact(policy).utf8))))
                 return .success(Synced(published: allowed, keyVersion: created.version, wrote: true, created: true))
             }
-            let current = try bundle.release_policy?.policy.map { try JSONCoding.decoder.decode(JSONValue.self, from: $0) }
+            let current = try bundle.release_policy?.policy.map { try JSONParser.parse($0) }
             let removing = Set(published).subtracting(allowed)
             let wanted = ReleasePolicyEdit.edited(current, adding: allowed, removing: removing, maaEndpoint: maaEndpoint)
             if wanted == current {
@@ -101,7 +101,7 @@ public final class KeyReleaseManager: Sendable {
             return .success(Synced(published: allowed, keyVersion: updated.version.isEmpty ? bundle.version : updated.version, wrote: true, created: false))
         } catch let error as AzureError {
             return .failure(Self.failure(error, key: key))
-        } catch let error as DecodingError {
+        } catch {
             return .failure(Failure(reason: "ReleasePolicyUnreadable", message: "the release policy of \(key) is not JSON: \(error)"))
         }
     }
@@ -114,7 +114,7 @@ public final class KeyReleaseManager: Sendable {
         let key = "\(vault)/keys/\(keyName)"
         do {
             guard let bundle = try await client.getKey(vault: vault, name: keyName) else { return .success(false) }
-            let current = try bundle.release_policy?.policy.map { try JSONCoding.decoder.decode(JSONValue.self, from: $0) }
+            let current = try bundle.release_policy?.policy.map { try JSONParser.parse($0) }
             guard !ReleasePolicyEdit.hashes(in: current).isDisjoint(with: hashes) else { return .success(false) }
             if bundle.release_policy?.immutable == true {
                 return .failure(Failure(reason: "ReleasePolicyImmutable", message: "the release policy of \(key) is immutable"))

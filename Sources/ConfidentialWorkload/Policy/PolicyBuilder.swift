@@ -15,12 +15,17 @@ public struct AgentPolicy: Sendable, Hashable {
     public init(mode: PolicySettings.Mode, text: String, limits: [String] = []) {
         self.mode = mode
         self.text = text
-        self.hash = SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        self.hash = Self.sha256Hex(text)
         self.limits = limits
     }
 
     /// `io.katacontainers.config.agent.policy`: standard base64, padded, of the UTF-8 text.
     public var annotation: String { Data(text.utf8).base64EncodedString() }
+
+    /// Lowercase hex SHA-256 of the UTF-8 text.
+    static func sha256Hex(_ text: String) -> String {
+        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
 
     public static let annotationKey = "io.katacontainers.config.agent.policy"
     public static let hashAnnotationKey = "cwo.dev/policy-hash"
@@ -210,8 +215,7 @@ public enum PolicyDigest {
     /// `spec` with the pod template's policy annotation replaced by `sha256:<hex of the annotation>`.
     public static func project(deployment spec: JSONValue?) -> JSONValue? {
         guard var spec, let value = spec[path: ["template", "metadata", "annotations", AgentPolicy.annotationKey]]?.stringValue else { return spec }
-        let digest = SHA256.hash(data: Data(value.utf8)).map { String(format: "%02x", $0) }.joined()
-        spec["template"]?["metadata"]?["annotations"]?[AgentPolicy.annotationKey] = .string("sha256:" + digest)
+        spec["template"]?["metadata"]?["annotations"]?[AgentPolicy.annotationKey] = .string("sha256:" + AgentPolicy.sha256Hex(value))
         return spec
     }
 }
