@@ -114,7 +114,7 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: strict
         ),
-        .testTarget(name: "KubernetesClientTests", dependencies: ["KubernetesClient", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
+        .testTarget(name: "KubernetesClientTests", dependencies: ["KubernetesClient", "TestSupport", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
         .testTarget(
             name: "KubernetesClientIntegrationTests",
             dependencies: ["KubernetesClient", "TestSupport"],

@@ -2,6 +2,7 @@ import ConfidentialWorkload
 import Foundation
 import KubernetesClient
 import Testing
+import TestSupport
 
 /// The bad-input corpus (Corpus/*.json: a workload and the reason and field cwo must report) and a
 /// seeded fuzz of valid workloads through every builder and validator.
@@ -86,19 +87,6 @@ import Testing
         }
         print("fuzz: \(iterations) iterations, \(valid) valid")
         #expect(valid > 0 && valid < iterations, "the fuzzer should produce both valid and invalid workloads")
-    }
-}
-
-/// A small deterministic generator (the standard library's is seeded randomly).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 @testable import KubernetesClient
 import NIOCore
 import Testing
+import TestSupport
 
 @Suite("JSON parser and JSONValue decoder")
 struct JSONParserTests {
@@ -40,7 +41,7 @@ struct JSONParserTests {
     @Test func truncatedAndCorruptedInputAgreesWithFoundation() throws {
         let bytes = Array(Self.document.utf8)
         var variants: [[UInt8]] = (0...bytes.count).map { Array(bytes[..<$0]) }
-        var generator = SplitMix(seed: 7)
+        var generator = SplitMix64(seed: 7)
         for _ in 0..<2000 {
             var corrupted = bytes
             corrupted[Int(generator.next() % UInt64(bytes.count))] = [UInt8(ascii: "\""), UInt8(ascii: "{"), UInt8(ascii: "]"), UInt8(ascii: ","), 0x00, 0xFF, UInt8(ascii: "\\"), UInt8(ascii: "1")][Int(generator.next() % 8)]
@@ -114,18 +115,5 @@ struct JSONParserTests {
             #expect(context.codingPath.map(\.stringValue) == ["flags", "Index 1"])
         }
         #expect(throws: DecodingError.self) { try JSONCoding.decode(Model.self, from: Data(#"{"count":1,"flags":[],"spec":{}}"#.utf8)) }
-    }
-}
-
-/// A tiny deterministic generator, so the corruption test is the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -70,7 +70,7 @@ public final class FakeAzure: Sendable {
     public let tokenLifetime: Int
     private let state = Mutex(State())
     private let channel: any Channel
-    private let directory: String
+    private let https: LoopbackHTTPS
     /// Runs before a create or release-policy update is answered (the change is applied after it).
     public let beforeWrite = Mutex<(@Sendable (Request) async -> Void)?>(nil)
 
@@ -78,48 +78,27 @@ public final class FakeAzure: Sendable {
 
     /// Starts on a free loopback port with a fresh self-signed certificate (in `caFile`).
     public static func start(tokenLifetime: Int = 3600) async throws -> FakeAzure {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cwo-fake-azure-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        _ = try await runCommand([
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", "\(directory)/key.pem", "-out", "\(directory)/cert.pem",
-        ])
-        return try await FakeAzure(directory: directory, tokenLifetime: tokenLifetime)
+        try await FakeAzure(https: try await LoopbackHTTPS.make(prefix: "cwo-fake-azure"), tokenLifetime: tokenLifetime)
     }
 
-    private init(directory: String, tokenLifetime: Int) async throws {
-        self.directory = directory
-        self.caFile = "\(directory)/cert.pem"
+    private init(https: LoopbackHTTPS, tokenLifetime: Int) async throws {
+        self.https = https
+        self.caFile = https.caFile
         self.tokenLifetime = tokenLifetime
-        let tls = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile("\(directory)/cert.pem").map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: "\(directory)/key.pem", format: .pem)))
-        let context = try NIOSSLContext(configuration: tls)
         let holder = Holder()
-        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 64)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(FakeAzureHandler(holder: holder))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
+        channel = try await https.listen(backlog: 64) { FakeAzureHandler(holder: holder) }
         port = channel.localAddress?.port ?? 0
         holder.server.withLock { $0 = self }
     }
 
     public func stop() async {
         try? await channel.close()
-        try? FileManager.default.removeItem(atPath: directory)
+        https.remove()
     }
 
     /// Writes the federated token to a file, as the workload identity webhook does, and returns its path.
     public func writeFederatedTokenFile() throws -> String {
-        let path = "\(directory)/federated-token"
+        let path = "\(https.directory)/federated-token"
         try Data(federatedToken.utf8).write(to: URL(fileURLWithPath: path))
         return path
     }

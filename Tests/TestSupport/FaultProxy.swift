@@ -42,41 +42,21 @@ public final class FaultProxy: Sendable {
     public let caFile: String
     private let state = Mutex(State())
     private let channel: any Channel
-    private let directory: String
+    private let https: LoopbackHTTPS
 
     public static func start(upstreamPort: Int, upstreamCAFile: String) async throws -> FaultProxy {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cwo-proxy-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        _ = try await runCommand([
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", "\(directory)/key.pem", "-out", "\(directory)/cert.pem",
-        ])
-        return try await FaultProxy(directory: directory, upstreamPort: upstreamPort, upstreamCAFile: upstreamCAFile)
+        try await FaultProxy(https: try await LoopbackHTTPS.make(prefix: "cwo-proxy"), upstreamPort: upstreamPort, upstreamCAFile: upstreamCAFile)
     }
 
-    private init(directory: String, upstreamPort: Int, upstreamCAFile: String) async throws {
-        self.directory = directory
-        caFile = "\(directory)/cert.pem"
-        let serverTLS = try NIOSSLContext(configuration: .makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile("\(directory)/cert.pem").map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: "\(directory)/key.pem", format: .pem))))
+    private init(https: LoopbackHTTPS, upstreamPort: Int, upstreamCAFile: String) async throws {
+        self.https = https
+        caFile = https.caFile
         var clientConfiguration = TLSConfiguration.makeClientConfiguration()
         clientConfiguration.trustRoots = .file(upstreamCAFile)
         clientConfiguration.certificateVerification = .noHostnameVerification
         let clientTLS = try NIOSSLContext(configuration: clientConfiguration)
         let holder = ProxyHolder()
-        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 256)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: serverTLS))
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(DownstreamHandler(holder: holder, upstreamPort: upstreamPort, tls: clientTLS))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
+        channel = try await https.listen(backlog: 256) { DownstreamHandler(holder: holder, upstreamPort: upstreamPort, tls: clientTLS) }
         port = channel.localAddress?.port ?? 0
         holder.proxy.withLock { $0 = self }
     }
@@ -84,7 +64,7 @@ public final class FaultProxy: Sendable {
     public func stop() async {
         dropConnections()
         try? await channel.close()
-        try? FileManager.default.removeItem(atPath: directory)
+        https.remove()
     }
 
     /// From now on, requests (with one of `methods`, or all) get `fault`.
@@ -108,7 +88,7 @@ public final class FaultProxy: Sendable {
 
     /// A kubeconfig that reaches the API server through this proxy with `token`.
     public func writeKubeconfig(token: String) throws -> String {
-        let path = "\(directory)/kubeconfig"
+        let path = "\(https.directory)/kubeconfig"
         let text = """
             apiVersion: v1
             kind: Config
