@@ -35,6 +35,12 @@ public final class Reflector<Object: KubernetesObject>: Sendable {
         public var initialBackoff: Duration = .milliseconds(800)
         public var maximumBackoff: Duration = .seconds(5)
         public var backoffReset: Duration = .seconds(120)
+        /// While the server cannot be reached or says it is starting (503), look again within this
+        /// (jittered to its upper half) instead of backing off: such an answer costs the server nothing,
+        /// and the escalated wait was most of the time cwo needed to come back after a restart.
+        public var unavailableRetry: Duration = .seconds(1)
+        /// The most of a server's Retry-After the reflector honours.
+        public var maximumRetryAfter: Duration = .seconds(30)
 
         public init(namespace: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil) {
             self.namespace = namespace
@@ -93,11 +99,25 @@ public final class Reflector<Object: KubernetesObject>: Sendable {
                 if ContinuousClock.now - lastFailure > options.backoffReset { failures = 0 }
                 failures += 1
                 lastFailure = .now
-                let delay = Backoff.jittered(base: options.initialBackoff, attempt: failures, cap: options.maximumBackoff)
+                let delay = Self.retryDelay(after: error, failures: failures, options: options)
                 logger.warning("list/watch failed, retrying", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
                 try? await Task.sleep(for: delay)
             }
         }
+    }
+
+    /// A short look again while the server is unreachable or starting; the server's Retry-After when it
+    /// throttles (429); otherwise exponential backoff with jitter.
+    ///
+    /// A starting kube-apiserver answers 503 with `Retry-After: 10` until it is ready, often well under a
+    /// second later; honouring that would keep every watch away for 10 s after the server is back.
+    static func retryDelay(after error: any Error, failures: Int, options: Options) -> Duration {
+        let unreachable = if case .transport = error as? KubeClientError { true } else { false }
+        if error.isKube(.tooManyRequests), let retryAfter = (error as? KubeError)?.retryAfter { return min(retryAfter, options.maximumRetryAfter) }
+        if unreachable || error.isKube(.serviceUnavailable) {
+            return Backoff.jittered(base: options.unavailableRetry, attempt: 1, cap: options.unavailableRetry)
+        }
+        return Backoff.jittered(base: options.initialBackoff, attempt: failures, cap: options.maximumBackoff)
     }
 
     private func relist(onChange: @escaping @Sendable (StoreChange<Object>) async -> Void) async throws -> String {

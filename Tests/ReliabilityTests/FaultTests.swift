@@ -66,8 +66,13 @@ struct FaultTests {
                 .merge(["spec": ["template": ["spec": ["containers": [["name": "app", "image": "nginx:1.28", "resources": ["limits": ["memory": "128Mi"]]]]]]]]))
         }
         for index in 20..<30 { let _: UntypedObject = try await admin.create(ConfidentialWorkload.resource, namespace: namespace, try UntypedObject(workloadBody("w\(index)", image: "nginx:1.28"))) }
-        _ = try await eventually(timeout: .seconds(10), "everything converged after the restart") {
-            try await converged(admin, namespace, expected: 30, image: "nginx:1.28") ? true : nil
+        do {
+            _ = try await eventually(timeout: .seconds(10), "everything converged after the restart") {
+                try await converged(admin, namespace, expected: 30, image: "nginx:1.28") ? true : nil
+            }
+        } catch {
+            Issue.record("cwo's log:\n\(cwo.log.suffix(4000))")
+            throw error
         }
         print("recovery after the API server answered again: \(ContinuousClock.now - answering)")
         #expect(cwo.log.contains("stopped") == false, "cwo exited:\n\(cwo.log.suffix(1500))")
