@@ -15,11 +15,12 @@ public struct WorkloadCaches: Sendable {
 
     public init() {
         workloads = Store()
-        // Deployments are kept with the policy annotation (~10 KB each) replaced by its digest.
+        // Deployments are kept with the policy annotation (~10 KB each) replaced by its digest, and the
+        // spec serialized (a quarter of the memory of the tree; parsed once per reconcile).
         deployments = Store(transform: { deployment in
             var projected = deployment
             projected.spec = PolicyDigest.project(deployment: deployment.spec)
-            return projected
+            return projected.compacted()
         })
         // ReplicaSets carry the pod template's labels: index them by the workload they run.
         replicaSets = Store(index: { replicaSet in
@@ -68,9 +69,19 @@ public final class WorkloadReconciler: Reconciler {
         var uid: String?
         var spec: JSONValue?
         var context: BuildContext
-        /// With the Deployment as the cache keeps it (policy annotation as a digest) and without the Rego
-        /// text: small enough to keep for every workload. The full Deployment is built again to write it.
+        /// Without the Rego text and with an empty `deployment`: small enough to keep for every workload.
         var result: Result<DesiredState, SpecErrors>
+        /// The Deployment as the cache keeps it (policy annotation as a digest), serialized. The full
+        /// Deployment is built again to write it.
+        var deployment: CompactJSON?
+
+        var state: Result<DesiredState, SpecErrors> {
+            result.map { kept in
+                var state = kept
+                state.deployment = deployment?.value ?? [:]
+                return state
+            }
+        }
     }
 
     /// UIDs of workloads cwo has added its finalizer to (the cache may not show it yet).
@@ -84,9 +95,21 @@ public final class WorkloadReconciler: Reconciler {
         var at: ContinuousClock.Instant
     }
 
+    /// A write cwo made: what it wrote (as a hash: the bodies themselves would double the memory per
+    /// workload) and the resourceVersion the object had before. A hash collision could only delay a
+    /// write until the cache catches up with the previous one.
     struct Written {
-        var body: JSONValue
+        var digest: Int
         var versionBefore: String?
+
+        init(body: JSONValue, versionBefore: String?) {
+            self.digest = body.hashValue
+            self.versionBefore = versionBefore
+        }
+
+        func matches(_ body: JSONValue, versionBefore version: String?) -> Bool {
+            versionBefore == version && digest == body.hashValue
+        }
     }
 
     /// How often a workload with a Provided policy re-reads its ConfigMap (which cwo does not watch).
@@ -202,7 +225,7 @@ public final class WorkloadReconciler: Reconciler {
     /// `DesiredState.build` again for the body to write.
     func build(_ workload: ConfidentialWorkload, key: ObjectKey, context: BuildContext) -> Result<DesiredState, SpecErrors> {
         if let memo = builds.withLock({ $0[key] }), memo.uid == workload.metadata.uid, memo.context == context, memo.spec == workload.spec {
-            return memo.result
+            return memo.state
         }
         let start = ContinuousClock.now
         let result = DesiredState.build(workload, context: context).map { state in
@@ -212,7 +235,12 @@ public final class WorkloadReconciler: Reconciler {
             return kept
         }
         metrics?.policyGenerated(seconds: (ContinuousClock.now - start).seconds)
-        builds.withLock { $0[key] = BuildMemo(uid: workload.metadata.uid, spec: workload.spec, context: context, result: result) }
+        var memo = BuildMemo(uid: workload.metadata.uid, spec: workload.spec, context: context, result: result)
+        if case .success(let state) = result {
+            memo.deployment = CompactJSON(state.deployment)
+            memo.result = .success({ var kept = state; kept.deployment = [:]; return kept }())
+        }
+        builds.withLock { [memo] in $0[key] = memo }
         return result
     }
 
@@ -417,7 +445,7 @@ public final class WorkloadReconciler: Reconciler {
         let difference = live.flatMap { AppliedState.difference($0, fields) }
         if live != nil && difference == nil { return nil }
         let memoKey = "\(resource.plural)|\(key)"
-        let alreadyWritten = memo.withLock { $0[memoKey].map { $0.body == desired && $0.versionBefore == version } ?? false }
+        let alreadyWritten = memo.withLock { $0[memoKey]?.matches(desired, versionBefore: version) ?? false }
         if alreadyWritten { return nil }
         let applied: T = try await client.apply(resource, namespace: key.namespace, name: key.name, body?() ?? desired, fieldManager: Names.fieldManager, force: true)
         memo.withLock { $0[memoKey] = Written(body: desired, versionBefore: version) }
@@ -439,7 +467,7 @@ public final class WorkloadReconciler: Reconciler {
             "status": try JSONValue(encoding: status),
         ]
         let memoKey = "status|\(key)"
-        let alreadyWritten = memo.withLock { $0[memoKey].map { $0.body == body && $0.versionBefore == version } ?? false }
+        let alreadyWritten = memo.withLock { $0[memoKey]?.matches(body, versionBefore: version) ?? false }
         if alreadyWritten { return }
         do {
             let _: Discarded = try await client.apply(

@@ -4,15 +4,70 @@ public struct Deployment: KubernetesObject, Hashable {
     public var apiVersion: String?
     public var kind: String?
     public var metadata: ObjectMeta
-    public var spec: JSONValue?
     public var status: DeploymentStatus?
+    private var storedSpec: Spec
+
+    private enum Spec: Sendable {
+        case tree(JSONValue?)
+        case compact(CompactJSON)
+    }
+
+    /// The spec; for a `compacted()` Deployment, parsed from its bytes on each read.
+    public var spec: JSONValue? {
+        get {
+            switch storedSpec {
+            case .tree(let value): value
+            case .compact(let compact): compact.value
+            }
+        }
+        set { storedSpec = .tree(newValue) }
+    }
 
     public init(metadata: ObjectMeta, spec: JSONValue? = nil, status: DeploymentStatus? = nil) {
         self.apiVersion = "apps/v1"
         self.kind = "Deployment"
         self.metadata = metadata
-        self.spec = spec
+        self.storedSpec = .tree(spec)
         self.status = status
+    }
+
+    /// The same Deployment with its spec held as serialized JSON (see `CompactJSON`): for caches, where
+    /// thousands of Deployments are kept and each spec is read once per reconcile.
+    public func compacted() -> Deployment {
+        guard case .tree(let value?) = storedSpec else { return self }
+        var copy = self
+        copy.storedSpec = .compact(CompactJSON(value))
+        return copy
+    }
+
+    private enum CodingKeys: String, CodingKey { case apiVersion, kind, metadata, spec, status }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        apiVersion = try container.decodeIfPresent(String.self, forKey: .apiVersion)
+        kind = try container.decodeIfPresent(String.self, forKey: .kind)
+        metadata = try container.decode(ObjectMeta.self, forKey: .metadata)
+        storedSpec = .tree(try container.decodeIfPresent(JSONValue.self, forKey: .spec))
+        status = try container.decodeIfPresent(DeploymentStatus.self, forKey: .status)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(apiVersion, forKey: .apiVersion)
+        try container.encodeIfPresent(kind, forKey: .kind)
+        try container.encode(metadata, forKey: .metadata)
+        try container.encodeIfPresent(spec, forKey: .spec)
+        try container.encodeIfPresent(status, forKey: .status)
+    }
+
+    public static func == (lhs: Deployment, rhs: Deployment) -> Bool {
+        lhs.apiVersion == rhs.apiVersion && lhs.kind == rhs.kind && lhs.metadata == rhs.metadata && lhs.status == rhs.status && lhs.spec == rhs.spec
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(metadata)
+        hasher.combine(spec)
+        hasher.combine(status)
     }
 }
 
