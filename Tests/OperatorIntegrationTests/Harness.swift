@@ -26,7 +26,7 @@ final class Harness: Sendable {
 
     static let workloads = ConfidentialWorkload.resource
 
-    init(_ name: String, concurrency: Int = 4, keyRelease: KeyReleaseManager? = nil) async throws {
+    init(_ name: String, concurrency: Int = 4, keyRelease: KeyReleaseManager? = nil, recordEvents: Bool = false) async throws {
         cluster = try await TestCluster.shared()
         admin = try cluster.adminClient()
         try await cluster.installCRDs(admin)
@@ -39,7 +39,8 @@ final class Harness: Sendable {
         logger.logLevel = .warning
         var options = WorkloadOperator.Options(namespace: namespace, concurrency: concurrency)
         options.reflector.idleTimeout = .seconds(60)
-        workloadOperator = WorkloadOperator(client: operatorClient, options: options, logger: logger, keyRelease: keyRelease)
+        let events = recordEvents ? EventRecorder(client: operatorClient, controller: "cwo", instance: "cwo-test", logger: logger) : nil
+        workloadOperator = WorkloadOperator(client: operatorClient, options: options, logger: logger, events: events, keyRelease: keyRelease)
     }
 
     func start() {

@@ -130,6 +130,38 @@ struct KeyReleaseIntegrationTests {
         #expect(snapshots.withLock { $0.last?.hashes } == [])
     }
 
+    /// Another key: cwo manages the new one, leaves the old one's release policy as it is (pods started
+    /// with the old key may still need it), and says what the old one still allows.
+    @Test func switchingKeysLeavesTheOldPolicyAloneAndSaysSo() async throws {
+        let fake = try await FakeAzure.start()
+        let harness = try await Harness("switch", keyRelease: try Self.manager(fake), recordEvents: true)
+        try await harness.ensureRuntimeClass("kata-cc")
+        harness.start()
+        defer { Task { await harness.stop(); await fake.stop() } }
+
+        _ = try await harness.createWorkload("switch", spec: Self.spec(fake, key: "old-key"))
+        let first = try await harness.waitForStatus("switch", "Ready with old-key", timeout: .seconds(30)) { $0.condition("Ready")?.status == .true }
+        let hash = try #require(first.status?.policyHash)
+        #expect(fake.releaseHashes("old-key") == [hash])
+
+        let _: UntypedObject = try await harness.admin.patch(
+            Harness.workloads, namespace: harness.namespace, name: "switch", .merge(["spec": ["keyVault": ["keyName": "new-key"]]]))
+        let switched = try await harness.waitForStatus("switch", "bound to new-key", timeout: .seconds(30)) {
+            $0.keyRelease?.keyID.hasSuffix("/keys/new-key") == true && $0.condition("KeyReleaseBound")?.status == .true
+        }
+        let newHash = try #require(switched.status?.policyHash)
+        #expect(fake.releaseHashes("new-key") == [newHash])
+        #expect(fake.releaseHashes("old-key") == [hash], "the old key's release policy was changed")
+        let warning = try await eventually(timeout: .seconds(10), "a KeyReleaseLeftBehind event") { () -> UntypedObject? in
+            let list: ObjectList<UntypedObject> = try await harness.admin.list(.events, namespace: harness.namespace)
+            return list.items.first { $0.raw["reason"] == "KeyReleaseLeftBehind" }
+        }
+        let note = try #require(warning.raw["note"]?.stringValue)
+        #expect(warning.raw["type"] == "Warning")
+        #expect(note.contains("/keys/old-key still allows policy hash \(hash)"), "\(note)")
+        #expect(note.contains("now manages \(fake.url)/keys/new-key"), "\(note)")
+    }
+
     @Test func aForbiddenWriteHoldsTheRolloutUntilKeyVaultAllowsIt() async throws {
         let fake = try await FakeAzure.start()
         let harness = try await Harness("held", keyRelease: try Self.manager(fake))

@@ -253,6 +253,13 @@ public final class WorkloadReconciler: Reconciler {
     ) async throws -> (ConditionInput, KeyReleaseStatus, Duration) {
         let allowed = state.allowedHashes
         var release = KeyReleaseStatus(allowedHashes: allowed, configMapName: "", keyID: settings.keyID)
+        // Another key than before: cwo manages the new one and leaves the old one's release policy alone
+        // (pods started with the old key may still need it), so say what it still allows.
+        if let old = workload.status?.keyRelease, old.keyID != settings.keyID, let hashes = old.publishedHashes, !hashes.isEmpty {
+            await emit(
+                workload, .warning, "KeyReleaseLeftBehind",
+                "cwo now manages \(settings.keyID); the release policy of \(old.keyID) still allows policy \(hashes.count == 1 ? "hash" : "hashes") \(hashes.joined(separator: ", ")): remove \(hashes.count == 1 ? "it" : "them") once no pod uses that key")
+        }
         let remembered = keyReleaseMemo.withLock { $0[key] }.flatMap { $0.keyID == settings.keyID ? $0 : nil }
         let previous = workload.status?.keyRelease.flatMap { $0.keyID == settings.keyID ? $0 : nil }
         if let remembered, remembered.allowed == allowed, ContinuousClock.now - remembered.at < keyRelease.options.resync {
