@@ -117,7 +117,7 @@ public enum KeyVaultBuilder {
                         ["claim": "x-ms-attestation-type", "equals": "sevsnpvm"],
                         ["claim": "x-ms-compliance-status", "equals": "azure-signed-katacc-uvm"],
                         ["claim": "x-ms-sevsnpvm-is-debuggable", "equals": "false"],
-                        ["claim": "x-ms-sevsnpvm-hostdata", "equals": .string(hash)],
+                        ["claim": .string(ReleasePolicyEdit.hostDataClaim), "equals": .string(hash)],
                     ],
                 ]
             }),

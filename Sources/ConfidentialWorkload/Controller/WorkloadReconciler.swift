@@ -164,6 +164,8 @@ public final class WorkloadReconciler: Reconciler {
             observation.specErrors = errors
             logger.info("invalid spec", metadata: ["reason": "\(errors.reason)", "error": "\(errors)"])
         case .success(let state):
+            // The cache keeps the Deployment's spec serialized: parse it once for this reconcile.
+            let live = deployment?.comparable
             observation.runtimeClassName = state.spec.runtimeClassName
             observation.runtimeClassExists = caches.runtimeClasses.get(ObjectKey(namespace: "", name: state.spec.runtimeClassName)) != nil
             if let account = state.serviceAccount {
@@ -186,7 +188,7 @@ public final class WorkloadReconciler: Reconciler {
                 let (condition, release, delay) = try await syncKeyRelease(workload, key: key, settings: keyVault, maaEndpoint: maa, state: state, logger: logger)
                 observation.keyRelease?.publishedHashes = release.publishedHashes
                 observation.keyRelease?.keyVersion = release.keyVersion
-                let liveHash = deployment?.spec?[path: ["template", "metadata", "annotations", AgentPolicy.hashAnnotationKey]]?.stringValue
+                let liveHash = live?[path: ["spec", "template", "metadata", "annotations", AgentPolicy.hashAnnotationKey]]?.stringValue
                 holdRollout = condition.status != .true && liveHash != state.policy.hash
                 var shown = condition
                 if holdRollout {
@@ -203,7 +205,7 @@ public final class WorkloadReconciler: Reconciler {
             }
             if !holdRollout {
                 let applied: Deployment? = try await apply(
-                    .deployments, state.deployment, live: deployment?.comparable, version: deployment?.resourceVersion, key: key, logger: logger,
+                    .deployments, state.deployment, live: live, version: deployment?.resourceVersion, key: key, logger: logger,
                     body: { (try? DesiredState.build(workload, context: context).get().deployment) ?? state.deployment })
                 if let applied {
                     deployment = applied
@@ -258,7 +260,7 @@ public final class WorkloadReconciler: Reconciler {
         if let old = workload.status?.keyRelease, old.keyID != settings.keyID, let hashes = old.publishedHashes, !hashes.isEmpty {
             await emit(
                 workload, .warning, "KeyReleaseLeftBehind",
-                "cwo now manages \(settings.keyID); the release policy of \(old.keyID) still allows policy \(hashes.count == 1 ? "hash" : "hashes") \(hashes.joined(separator: ", ")): remove \(hashes.count == 1 ? "it" : "them") once no pod uses that key")
+                "cwo now manages \(settings.keyID); the release policy of \(old.keyID) still allows \(Self.policyHashes(hashes)): remove \(hashes.count == 1 ? "it" : "them") once no pod uses that key")
         }
         let remembered = keyReleaseMemo.withLock { $0[key] }.flatMap { $0.keyID == settings.keyID ? $0 : nil }
         let previous = workload.status?.keyRelease.flatMap { $0.keyID == settings.keyID ? $0 : nil }
@@ -272,8 +274,7 @@ public final class WorkloadReconciler: Reconciler {
         {
             return (hold.condition, hold.release, hold.until - ContinuousClock.now)
         }
-        // Ours: what status says we published, plus what we published since (status may lag).
-        let published = Array(Set(previous?.publishedHashes ?? []).union(remembered?.published ?? [])).sorted()
+        let published = Self.union(previous?.publishedHashes, remembered?.published)
         let outcome = try await keyRelease.sync(settings, maaEndpoint: maaEndpoint, allowed: allowed, published: published) {
             try await self.addFinalizer(workload, key: key)
         }
@@ -288,7 +289,7 @@ public final class WorkloadReconciler: Reconciler {
                 logger.info(synced.created ? "created key" : "updated release policy", metadata: ["key": "\(settings.keyID)", "hashes": "\(allowed)"])
                 await emit(
                     workload, .normal, synced.created ? "KeyCreated" : "ReleasePolicyUpdated",
-                    "\(settings.keyID) (version \(synced.keyVersion)) releases to policy \(allowed.count == 1 ? "hash" : "hashes") \(allowed.joined(separator: ", "))")
+                    "\(settings.keyID) (version \(synced.keyVersion)) releases to \(Self.policyHashes(allowed))")
             }
             return (Self.synced(settings, synced.published, synced.keyVersion), release, keyRelease.options.resync)
         case .failure(let failure):
@@ -297,7 +298,7 @@ public final class WorkloadReconciler: Reconciler {
             release.publishedHashes = published.isEmpty ? nil : published
             release.keyVersion = previous?.keyVersion
             logger.warning("key release", metadata: ["reason": "\(failure.reason)", "error": "\(failure.message)"])
-            let delay = failure.retryAfter ?? Self.retryDelay(attempts: attempts, cap: .seconds(300))
+            let delay = failure.retryAfter ?? Backoff.jittered(base: .seconds(1), attempt: attempts, cap: .seconds(300))
             let condition = ConditionInput(ConditionType.keyReleaseBound, .false, failure.reason, failure.message)
             keyReleaseHold.withLock {
                 $0[key] = KeyReleaseHold(
@@ -311,7 +312,7 @@ public final class WorkloadReconciler: Reconciler {
     static func synced(_ settings: KeyVaultSettings, _ hashes: [String], _ version: String) -> ConditionInput {
         ConditionInput(
             ConditionType.keyReleaseBound, .true, "ReleasePolicySynced",
-            "Key Vault key \(settings.keyID) (version \(version)) releases to policy \(hashes.count == 1 ? "hash" : "hashes") \(hashes.joined(separator: ", ")); cwo keeps its release policy in sync")
+            "Key Vault key \(settings.keyID) (version \(version)) releases to \(Self.policyHashes(hashes)); cwo keeps its release policy in sync")
     }
 
     /// A deleted workload: take its hashes out of the release policy, then let it go. Bounded by
@@ -320,7 +321,7 @@ public final class WorkloadReconciler: Reconciler {
         guard hasFinalizer(workload) else { return .done }
         let status = workload.status?.keyRelease
         let remembered = keyReleaseMemo.withLock { $0[key] }
-        let hashes = Array(Set(status?.publishedHashes ?? []).union(remembered?.published ?? [])).sorted()
+        let hashes = Self.union(status?.publishedHashes, remembered?.published)
         let keyID = remembered?.keyID ?? status?.keyID ?? ""
         guard let range = keyID.range(of: "/keys/") else {
             try await removeFinalizer(workload, key: key)
@@ -328,12 +329,12 @@ public final class WorkloadReconciler: Reconciler {
         }
         let vault = String(keyID[..<range.lowerBound])
         let keyName = String(keyID[range.upperBound...])
-        switch await keyRelease.cleanup(vault: vault, keyName: keyName, hashes: hashes) {
+        switch try await keyRelease.cleanup(vault: vault, keyName: keyName, hashes: hashes) {
         case .success(let wrote):
             try await removeFinalizer(workload, key: key)
             if wrote {
                 logger.info("removed hashes from release policy", metadata: ["key": "\(keyID)", "hashes": "\(hashes)"])
-                await emit(workload, .normal, "ReleasePolicyCleanedUp", "removed policy \(hashes.count == 1 ? "hash" : "hashes") \(hashes.joined(separator: ", ")) from the release policy of \(keyID)")
+                await emit(workload, .normal, "ReleasePolicyCleanedUp", "removed \(Self.policyHashes(hashes)) from the release policy of \(keyID)")
             }
             return .done
         case .failure(let failure):
@@ -350,7 +351,7 @@ public final class WorkloadReconciler: Reconciler {
             }
             let attempts = recordKeyReleaseFailure(key)
             if attempts == 1 { await emit(workload, .warning, failure.reason, "cleaning up the release policy of \(keyID): \(failure.message)") }
-            let delay = failure.retryAfter ?? Self.retryDelay(attempts: attempts, cap: .seconds(60))
+            let delay = failure.retryAfter ?? Backoff.jittered(base: .seconds(1), attempt: attempts, cap: .seconds(60))
             return .requeue(after: min(delay, .seconds(max(1, Int64(limit - waited) + 1))))
         }
     }
@@ -393,9 +394,14 @@ public final class WorkloadReconciler: Reconciler {
         }
     }
 
-    /// 1 s, 2 s, 4 s, ... up to `cap`.
-    static func retryDelay(attempts: Int, cap: Duration) -> Duration {
-        min(.seconds(1) * (1 << min(max(attempts - 1, 0), 9)), cap)
+    /// The hashes cwo published: what status says, plus what it published since (status may lag).
+    static func union(_ status: [String]?, _ remembered: [String]?) -> [String] {
+        Array(Set(status ?? []).union(remembered ?? [])).sorted()
+    }
+
+    /// "policy hash a" or "policy hashes a, b", for messages.
+    static func policyHashes(_ hashes: [String]) -> String {
+        "policy \(hashes.count == 1 ? "hash" : "hashes") \(hashes.joined(separator: ", "))"
     }
 
     func emit(_ workload: ConfidentialWorkload, _ type: EventRecorder.EventType, _ reason: String, _ note: String) async {
@@ -437,10 +443,10 @@ public final class WorkloadReconciler: Reconciler {
     }
 
     /// Applies `body` unless the live object already has every field of it. Returns the server's answer when it wrote.
-    @discardableResult
     ///
     /// `desired` is compared with `live` (both as the cache keeps them); `body`, when given, makes the full
     /// object to write.
+    @discardableResult
     func apply<T: Decodable & Sendable>(
         _ resource: Resource, _ desired: JSONValue, live: JSONValue?, version: String?, key: ObjectKey, logger: Logger,
         body: (() -> JSONValue)? = nil

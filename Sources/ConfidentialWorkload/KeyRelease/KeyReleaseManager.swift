@@ -77,10 +77,10 @@ public final class KeyReleaseManager: Sendable {
                 try await beforeWrite()
                 let created = try await client.createKey(
                     vault: settings.url, name: settings.keyName,
-                    parameters: KeyCreateParameters(keyType: settings.keyType, size: settings.keySize, releasePolicy: KeyReleasePolicy(policy: Data(CanonicalJSON.compact(policy).utf8))))
+                    parameters: KeyCreateParameters(keyType: settings.keyType, size: settings.keySize, releasePolicy: KeyReleasePolicy(json: policy)))
                 return .success(Synced(published: allowed, keyVersion: created.version, wrote: true, created: true))
             }
-            let current = try bundle.release_policy?.policy.map { try JSONParser.parse($0) }
+            let current = try Self.currentPolicy(bundle, key: key)
             let removing = Set(published).subtracting(allowed)
             let wanted = ReleasePolicyEdit.edited(current, adding: allowed, removing: removing, maaEndpoint: maaEndpoint)
             if wanted == current {
@@ -97,36 +97,45 @@ public final class KeyReleaseManager: Sendable {
             try await beforeWrite()
             let updated = try await client.updateReleasePolicy(
                 vault: settings.url, name: settings.keyName, version: bundle.version,
-                policy: KeyReleasePolicy(policy: Data(CanonicalJSON.compact(wanted).utf8)))
+                policy: KeyReleasePolicy(json: wanted))
             return .success(Synced(published: allowed, keyVersion: updated.version.isEmpty ? bundle.version : updated.version, wrote: true, created: false))
         } catch let error as AzureError {
             return .failure(Self.failure(error, key: key))
-        } catch {
-            return .failure(Failure(reason: "ReleasePolicyUnreadable", message: "the release policy of \(key) is not JSON: \(error)"))
+        } catch let failure as Failure {
+            return .failure(failure)
         }
     }
 
     /// Removes `hashes` from the key's release policy (a deleted workload). Succeeds when there is
     /// nothing to remove, including when the key is gone.
-    func cleanup(vault: String, keyName: String, hashes: [String]) async -> Result<Bool, Failure> {
+    func cleanup(vault: String, keyName: String, hashes: [String]) async throws -> Result<Bool, Failure> {
         guard let client else { return .failure(Failure(reason: "AzureIdentityNotConfigured", message: unavailable ?? "")) }
         guard !hashes.isEmpty else { return .success(false) }
         let key = "\(vault)/keys/\(keyName)"
         do {
             guard let bundle = try await client.getKey(vault: vault, name: keyName) else { return .success(false) }
-            let current = try bundle.release_policy?.policy.map { try JSONParser.parse($0) }
+            let current = try Self.currentPolicy(bundle, key: key)
             guard !ReleasePolicyEdit.hashes(in: current).isDisjoint(with: hashes) else { return .success(false) }
             if bundle.release_policy?.immutable == true {
                 return .failure(Failure(reason: "ReleasePolicyImmutable", message: "the release policy of \(key) is immutable"))
             }
             let wanted = ReleasePolicyEdit.edited(current, adding: [], removing: Set(hashes), maaEndpoint: "")
             _ = try await client.updateReleasePolicy(
-                vault: vault, name: keyName, version: bundle.version, policy: KeyReleasePolicy(policy: Data(CanonicalJSON.compact(wanted).utf8)))
+                vault: vault, name: keyName, version: bundle.version, policy: KeyReleasePolicy(json: wanted))
             return .success(true)
         } catch let error as AzureError {
             return .failure(Self.failure(error, key: key))
+        } catch let failure as Failure {
+            return .failure(failure)
+        }
+    }
+
+    /// The key's release policy as JSON (nil when it has none).
+    static func currentPolicy(_ bundle: KeyBundle, key: String) throws(Failure) -> JSONValue? {
+        do {
+            return try bundle.release_policy?.policy.map { try JSONParser.parse($0) }
         } catch {
-            return .failure(Failure(reason: "ReleasePolicyUnreadable", message: "the release policy of \(key) is not JSON: \(error)"))
+            throw Failure(reason: "ReleasePolicyUnreadable", message: "the release policy of \(key) is not JSON: \(error)")
         }
     }
 

@@ -1,3 +1,5 @@
+import AzureKeyVault
+import Foundation
 import KubernetesClient
 
 /// Edits a Key Vault release policy by policy hash, leaving every entry cwo did not write alone: a key
@@ -20,7 +22,7 @@ public enum ReleasePolicyEdit {
     /// `policy` with an entry for each of `adding` it lacks (under `https://<maaEndpoint>`) and without
     /// the entries that pin one of `removing`. A missing or unreadable policy starts empty.
     public static func edited(_ policy: JSONValue?, adding: [String], removing: Set<String>, maaEndpoint: String) -> JSONValue {
-        var document = policy?.objectValue ?? ["version": "1.0.0"]
+        var document = policy?.objectValue ?? [:]
         let authority = "https://\(maaEndpoint)"
         var entries = (policy?["anyOf"]?.arrayValue ?? []).filter { entry in
             !hashes(of: entry).contains { removing.contains($0) }
@@ -31,5 +33,12 @@ public enum ReleasePolicyEdit {
         document["anyOf"] = .array(entries)
         if document["version"] == nil { document["version"] = "1.0.0" }
         return .object(document)
+    }
+}
+
+extension KeyReleasePolicy {
+    /// A release policy document, as compact JSON with sorted keys.
+    init(json: JSONValue) {
+        self.init(policy: Data(CanonicalJSON.compact(json).utf8))
     }
 }

@@ -170,9 +170,7 @@ public enum CanonicalJSON {
         switch value {
         case .null: return "null"
         case .bool(let flag): return flag ? "true" : "false"
-        case .number(let number):
-            if number.rounded() == number, abs(number) < 1e15 { return String(Int64(number)) }
-            return "\(number)"
+        case .number(let number): return JSONValue.canonical(number)
         case .string(let text): return quote(text)
         case .array(let items):
             if items.isEmpty { return "[]" }
@@ -184,13 +182,8 @@ public enum CanonicalJSON {
         }
     }
 
-    public static func compact(_ value: JSONValue) -> String {
-        switch value {
-        case .array(let items): return "[" + items.map(compact).joined(separator: ",") + "]"
-        case .object(let fields): return "{" + fields.sorted { $0.key < $1.key }.map { quote($0.key) + ":" + compact($0.value) }.joined(separator: ",") + "}"
-        default: return pretty(value)
-        }
-    }
+    /// Without whitespace: `JSONValue.serialize`, the same bytes cwo sends in request bodies.
+    public static func compact(_ value: JSONValue) -> String { value.compactJSON }
 
     static func quote(_ text: String) -> String {
         var out = "\""
