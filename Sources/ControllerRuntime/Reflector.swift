@@ -100,7 +100,10 @@ public final class Reflector<Object: KubernetesObject>: Sendable {
                 failures += 1
                 lastFailure = .now
                 let delay = Self.retryDelay(after: error, failures: failures, options: options)
-                logger.warning("list/watch failed, retrying", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
+                // Once per outage, then every 30th try: a long outage must not flood the log.
+                logger.log(
+                    level: failures == 1 || failures % 30 == 0 ? .warning : .debug, "list/watch failed, retrying",
+                    metadata: ["error": "\(error)", "retryIn": "\(delay)", "failures": "\(failures)"])
                 try? await Task.sleep(for: delay)
             }
         }
@@ -126,9 +129,9 @@ public final class Reflector<Object: KubernetesObject>: Sendable {
         listOptions.dropManagedFields = true
         let list: ObjectList<Object> = try await client.listAll(resource, namespace: options.namespace, options: listOptions, pageSize: options.pageSize)
         counters.withLock { $0.lists += 1 }
-        let old = store.replace(with: list.items)
+        let (old, stored) = store.replace(with: list.items)
         // Tell the handler what changed across the gap, so nothing that happened while we were away is missed.
-        for object in list.items {
+        for object in stored {
             let key = ObjectKey(object)
             if let previous = old[key] {
                 if previous.metadata.resourceVersion != object.metadata.resourceVersion {
@@ -138,7 +141,7 @@ public final class Reflector<Object: KubernetesObject>: Sendable {
                 await onChange(.added(object))
             }
         }
-        let current = Set(list.items.map(ObjectKey.init))
+        let current = Set(stored.map(ObjectKey.init))
         for (key, object) in old where !current.contains(key) {
             await onChange(.deleted(object))
         }
@@ -170,11 +173,8 @@ public final class Reflector<Object: KubernetesObject>: Sendable {
                         if !version.isEmpty { progress.seen(version) }
                     case .added(let object), .modified(let object):
                         progress.seen(object.metadata.resourceVersion)
-                        if let old = self.store.upsert(object) {
-                            await onChange(.updated(old: old, new: object))
-                        } else {
-                            await onChange(.added(object))
-                        }
+                        let (old, stored) = self.store.upsert(object)
+                        await onChange(old.map { .updated(old: $0, new: stored) } ?? .added(stored))
                     case .deleted(let object):
                         progress.seen(object.metadata.resourceVersion)
                         self.store.remove(ObjectKey(object))

@@ -43,39 +43,42 @@ public final class Store<Object: KubernetesObject>: Sendable {
     /// True once the first list has been stored.
     public var hasSynced: Bool { state.withLock { $0.synced } }
 
-    /// Replaces everything (after a list); returns the previous content for diffing.
+    /// Replaces everything (after a list); returns the previous content for diffing and the objects as
+    /// stored (transformed), so change handlers see what readers will.
     @discardableResult
-    func replace(with objects: [Object]) -> [ObjectKey: Object] {
+    func replace(with objects: [Object]) -> (old: [ObjectKey: Object], stored: [Object]) {
+        let stored = objects.map { transform?($0) ?? $0 }
         var fresh: [ObjectKey: Object] = [:]
-        fresh.reserveCapacity(objects.count)
+        fresh.reserveCapacity(stored.count)
         var index: [String: Set<ObjectKey>] = [:]
-        for object in objects {
-            let object = transform?(object) ?? object
+        for object in stored {
             let key = ObjectKey(object)
             fresh[key] = object
             if let value = indexFunction?(object) { index[value, default: []].insert(key) }
         }
-        return state.withLock { state in
+        let old = state.withLock { state in
             let old = state.objects
             state.objects = fresh
             state.index = index
             state.synced = true
             return old
         }
+        return (old, stored)
     }
 
-    /// Stores an object; returns the one it replaced.
+    /// Stores an object; returns the one it replaced and the object as stored (transformed).
     @discardableResult
-    func upsert(_ object: Object) -> Object? {
+    func upsert(_ object: Object) -> (old: Object?, stored: Object) {
         let object = transform?(object) ?? object
         let key = ObjectKey(object)
         let value = indexFunction?(object)
-        return state.withLock { state in
+        let old = state.withLock { state in
             let old = state.objects.updateValue(object, forKey: key)
             if let old, let oldValue = indexFunction?(old), oldValue != value { Self.unindex(key, oldValue, in: &state) }
             if let value { state.index[value, default: []].insert(key) }
             return old
         }
+        return (old, object)
     }
 
     @discardableResult

@@ -21,4 +21,20 @@ import Testing
         store.replace(with: [try object("d", owner: "y")])
         #expect(store.indexed("y").map(\.name) == ["d"], "a relist replaces the index too")
     }
+
+    /// Change handlers get the object as the store keeps it, so old and new compare like for like.
+    @Test func changesCarryTheTransformedObject() throws {
+        let store = Store<UntypedObject>(transform: { object in
+            var kept = object
+            kept.raw["data"] = nil
+            return kept
+        })
+        var first = try object("a", owner: nil)
+        first.raw["data"] = ["big": "value"]
+        let listed = store.replace(with: [first])
+        #expect(listed.stored.map { $0.raw["data"] } == [nil])
+        let (old, stored) = store.upsert(first)
+        #expect(old?.raw["data"] == nil && stored.raw["data"] == nil)
+        #expect(store.get(ObjectKey(namespace: "ns", name: "a")) == stored)
+    }
 }

@@ -215,14 +215,17 @@ public final class KubeClient: Sendable {
         }
     }
 
-    /// 429 is always safe to retry (the server did nothing); 5xx only for idempotent requests.
+    /// 429 is always safe to retry (the server did nothing), after its Retry-After; 5xx only for
+    /// idempotent requests, with backoff that a Retry-After can shorten but not lengthen: a starting
+    /// kube-apiserver answers 503 with `Retry-After: 10` and is often ready well within it.
     private func retryDelay(_ error: KubeError, idempotent: Bool, attempt: Int) -> Duration? {
         switch error.reason {
         case .tooManyRequests:
             return min(error.retryAfter ?? Backoff.jittered(base: .milliseconds(500), attempt: attempt, cap: .seconds(10)), .seconds(60))
         case .serverError, .serviceUnavailable, .timeout:
             guard idempotent else { return nil }
-            return min(error.retryAfter ?? Backoff.jittered(base: .milliseconds(200), attempt: attempt, cap: .seconds(5)), .seconds(30))
+            let backoff = Backoff.jittered(base: .milliseconds(200), attempt: attempt, cap: .seconds(5))
+            return min(backoff, error.retryAfter ?? backoff)
         case .unauthorized where attempt == 1 && configuration.credentials.isRotating:
             return .zero
         default:

@@ -1,6 +1,6 @@
 /// `apps/v1` Deployment, as read back from the server: typed metadata and status, the spec kept as JSON
 /// (its pod template is the user's, and cwo never drops a field of it).
-public struct Deployment: KubernetesObject, Hashable {
+public struct Deployment: KubernetesObject {
     public var apiVersion: String?
     public var kind: String?
     public var metadata: ObjectMeta
@@ -58,16 +58,6 @@ public struct Deployment: KubernetesObject, Hashable {
         try container.encode(metadata, forKey: .metadata)
         try container.encodeIfPresent(spec, forKey: .spec)
         try container.encodeIfPresent(status, forKey: .status)
-    }
-
-    public static func == (lhs: Deployment, rhs: Deployment) -> Bool {
-        lhs.apiVersion == rhs.apiVersion && lhs.kind == rhs.kind && lhs.metadata == rhs.metadata && lhs.status == rhs.status && lhs.spec == rhs.spec
-    }
-
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(metadata)
-        hasher.combine(spec)
-        hasher.combine(status)
     }
 }
 

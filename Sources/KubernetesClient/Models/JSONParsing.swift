@@ -468,12 +468,7 @@ extension JSONValue {
         switch self {
         case .null: buffer.writeStaticString("null")
         case .bool(let flag): buffer.writeStaticString(flag ? "true" : "false")
-        case .number(let number):
-            if number.rounded() == number, abs(number) < 9.007_199_254_740_992e15 {
-                buffer.writeString(String(Int64(number)))
-            } else {
-                buffer.writeString("\(number)")
-            }
+        case .number(let number): buffer.writeString(Self.canonical(number))
         case .string(let text): Self.writeQuoted(text, into: &buffer)
         case .array(let items):
             buffer.writeInteger(UInt8(ascii: "["))
@@ -484,14 +479,27 @@ extension JSONValue {
             buffer.writeInteger(UInt8(ascii: "]"))
         case .object(let members):
             buffer.writeInteger(UInt8(ascii: "{"))
-            for (index, key) in members.keys.sorted().enumerated() {
+            for (index, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
                 if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-                Self.writeQuoted(key, into: &buffer)
+                Self.writeQuoted(member.key, into: &buffer)
                 buffer.writeInteger(UInt8(ascii: ":"))
-                members[key]?.serialize(into: &buffer)
+                member.value.serialize(into: &buffer)
             }
             buffer.writeInteger(UInt8(ascii: "}"))
         }
+    }
+
+    /// A number as canonical JSON writes it: whole numbers below 10^15 without a fraction, others as
+    /// Swift prints a `Double` (shortest round-trip form).
+    public static func canonical(_ number: Double) -> String {
+        number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : "\(number)"
+    }
+
+    /// `serialize` as a string.
+    public var compactJSON: String {
+        var buffer = ByteBuffer()
+        serialize(into: &buffer)
+        return String(buffer: buffer)
     }
 
     static func writeQuoted(_ text: String, into buffer: inout ByteBuffer) {

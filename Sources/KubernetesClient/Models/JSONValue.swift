@@ -114,7 +114,6 @@ public enum JSONCoding {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }
-    public static var decoder: JSONDecoder { JSONDecoder() }
 
     /// Decodes a model from JSON bytes (through `JSONParser`: fast for objects with `JSONValue` fields).
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: some ContiguousBytes, dropManagedFields: Bool = false) throws -> T {
