@@ -13,7 +13,6 @@ final class AzureTransport: Sendable {
     struct Response: Sendable {
         var status: Int
         var body: ByteBuffer
-        var headers: HTTPHeaders
     }
 
     let http: HTTPClient
@@ -64,10 +63,8 @@ final class AzureTransport: Sendable {
                 let code = Int(response.status.code)
                 options.observer?(method.rawValue, String(code), ContinuousClock.now - start)
                 logger.debug("azure request", metadata: ["request": "\(label)", "code": "\(code)"])
-                if (200..<300).contains(code) { return Response(status: code, body: data, headers: response.headers) }
+                if (200..<300).contains(code) { return Response(status: code, body: data) }
                 failure = Self.error(status: code, body: data, headers: response.headers, request: label)
-            } catch let error as AzureError {
-                throw error
             } catch {
                 if error is CancellationError || Task.isCancelled { throw CancellationError() }
                 options.observer?(method.rawValue, "<error>", .zero)

@@ -144,10 +144,7 @@ public struct KeyCreateParameters: Encodable, Sendable {
         case "EC", "EC-HSM":
             crv = size <= 256 ? "P-256" : size <= 384 ? "P-384" : "P-521"
             key_ops = ["sign", "verify"]
-        case "oct-HSM", "oct":
-            key_size = size
-            key_ops = ["wrapKey", "unwrapKey", "encrypt", "decrypt"]
-        default:
+        default:  // RSA, RSA-HSM, oct-HSM
             key_size = size
             key_ops = ["wrapKey", "unwrapKey", "encrypt", "decrypt"]
         }

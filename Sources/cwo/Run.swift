@@ -160,7 +160,8 @@ struct Run: AsyncParsableCommand {
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: OperatorService(workloadOperator: workloadOperator, elector: elector), successTerminationBehavior: .gracefullyShutdownGroup),
-            .init(service: MemoryTrimService()),
+            // Returns at once where there is no glibc: that must not end the operator.
+            .init(service: MemoryTrimService(), successTerminationBehavior: .ignore),
         ]
         if let endpoints = HTTPEndpoints(address: metricsBindAddress, routes: [
             "/metrics": {
