@@ -274,10 +274,8 @@ for size in options.sizes {
             try await checkDeployments(namespace, count: size)
             if run == 0 && concurrency == options.concurrencies.max() {
                 // Where the time goes: cwo's own CPU, and the API server's (+ etcd's) for the same work.
-                report("cpu.\(size).cwo_s", cpuSeconds(cwo.process.pid) - cpuBefore.cwo, "   CPU of cwo while converging \(size) (of 2 cores)", unit: "s")
+                report("cpu.\(size).cwo_s", cpuSeconds(cwo.process.pid) - cpuBefore.cwo, "   CPU of cwo while converging \(size) (of \(ProcessInfo.processInfo.activeProcessorCount) cores)", unit: "s")
                 report("cpu.\(size).server_s", serverCPU() - cpuBefore.server, "   CPU of kube-apiserver + etcd meanwhile", unit: "s")
-            }
-            if run == 0 && concurrency == options.concurrencies.max() {
                 report("memory.\(size)_peak_mib", rssMiB(cwo.process.pid, field: "VmHWM:"), "4. peak RSS of cwo run while converging \(size) workloads", unit: "MiB")
                 // Settled: cwo hands memory freed after the burst back every 15 s.
                 try await Task.sleep(for: .seconds(20))

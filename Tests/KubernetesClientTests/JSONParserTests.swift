@@ -76,13 +76,8 @@ struct JSONParserTests {
 
     @Test func errorsSayWhereAndDepthIsBounded() {
         #expect(throws: JSONParseError.self) { try JSONParser.parse(#"{"a":}"#) }
-        do {
-            _ = try JSONParser.parse(#"{"a": tru}"#)
-        } catch let error as JSONParseError {
-            #expect(error.description == "invalid JSON at byte 6: invalid literal")
-        } catch {
-            Issue.record("\(error)")
-        }
+        let error = #expect(throws: JSONParseError.self) { try JSONParser.parse(#"{"a": tru}"#) }
+        #expect(error?.description == "invalid JSON at byte 6: invalid literal")
         let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
         #expect(throws: JSONParseError.self) { try JSONParser.parse(deep) }
         let fine = String(repeating: "[", count: 500) + String(repeating: "]", count: 500)

@@ -71,6 +71,26 @@ final class Harness: Sendable {
         try await admin.get(Self.workloads, namespace: namespace, name: name)
     }
 
+    /// Waits until the workload no longer exists (only NotFound counts; other errors are thrown).
+    func waitGone(_ name: String, timeout: Duration) async throws {
+        _ = try await eventually(timeout: timeout, "\(name) is gone") { () -> Bool? in
+            do {
+                _ = try await self.workload(name)
+                return nil
+            } catch let error as KubeError where error.reason == .notFound {
+                return true
+            }
+        }
+    }
+
+    /// Waits for an Event with `reason` in the namespace (the harness must record events).
+    func waitForEvent(reason: String, timeout: Duration = .seconds(10)) async throws -> UntypedObject {
+        try await eventually(timeout: timeout, "a \(reason) event") { () -> UntypedObject? in
+            let list: ObjectList<UntypedObject> = try await self.admin.list(.events, namespace: self.namespace)
+            return list.items.first { $0.raw["reason"] == .string(reason) }
+        }
+    }
+
     func deployment(_ name: String) async throws -> UntypedObject? {
         do {
             return try await admin.get(.deployments, namespace: namespace, name: name)

@@ -123,9 +123,7 @@ struct KeyReleaseIntegrationTests {
 
         // Deleted: this workload's hash leaves the release policy, then the finalizer goes.
         try await harness.admin.delete(Harness.workloads, namespace: harness.namespace, name: "roll")
-        try await eventually(timeout: .seconds(30), "roll deleted") { () -> Bool? in
-            (try? await harness.workload("roll")) == nil ? true : nil
-        }
+        try await harness.waitGone("roll", timeout: .seconds(30))
         #expect(fake.releaseHashes("roll-key") == [])
         #expect(snapshots.withLock { $0.last?.hashes } == [])
     }
@@ -152,10 +150,7 @@ struct KeyReleaseIntegrationTests {
         let newHash = try #require(switched.status?.policyHash)
         #expect(fake.releaseHashes("new-key") == [newHash])
         #expect(fake.releaseHashes("old-key") == [hash], "the old key's release policy was changed")
-        let warning = try await eventually(timeout: .seconds(10), "a KeyReleaseLeftBehind event") { () -> UntypedObject? in
-            let list: ObjectList<UntypedObject> = try await harness.admin.list(.events, namespace: harness.namespace)
-            return list.items.first { $0.raw["reason"] == "KeyReleaseLeftBehind" }
-        }
+        let warning = try await harness.waitForEvent(reason: "KeyReleaseLeftBehind")
         let note = try #require(warning.raw["note"]?.stringValue)
         #expect(warning.raw["type"] == "Warning")
         #expect(note.contains("/keys/old-key still allows policy hash \(hash)"), "\(note)")
@@ -227,11 +222,12 @@ struct KeyReleaseIntegrationTests {
         // in flight when the delete lands: that is a GET followed by its POST .../create, never a lone GET.)
         let beforeDelete = fake.requests.count
         try await harness.admin.delete(Harness.workloads, namespace: harness.namespace, name: "deleted")
-        try await eventually(timeout: .seconds(10), "deleted is gone") { () -> Bool? in (try? await harness.workload("deleted")) == nil ? true : nil }
+        try await harness.waitGone("deleted", timeout: .seconds(10))
         let afterDelete = fake.requests.dropFirst(beforeDelete).filter { $0.path.contains("deleted-key") }
         let reads = afterDelete.filter { $0.method == "GET" }.count, creates = afterDelete.filter { $0.path.hasSuffix("/create") }.count
         #expect(reads <= creates && afterDelete.allSatisfy { $0.method != "PATCH" }, "\(afterDelete.map { "\($0.method) \($0.path)" })")
-        #expect(fake.requests.first?.path.hasSuffix("/oauth2/v2.0/token") == true)
+        // The refused token exchange, then the one that worked: no Key Vault call without a token.
+        #expect(fake.requests.prefix(2).map { "\($0.method) \($0.path)" } == Array(repeating: "POST /\(fake.tenantID)/oauth2/v2.0/token", count: 2))
 
         // Throttled for 6 s (longer than one call waits): the next try comes no sooner.
         fake.clearRequests()
@@ -248,7 +244,7 @@ struct KeyReleaseIntegrationTests {
 
     @Test func aDeletedWorkloadIsReleasedEvenWhenKeyVaultKeepsRefusing() async throws {
         let fake = try await FakeAzure.start()
-        let harness = try await Harness("stuck", keyRelease: try Self.manager(fake, cleanupTimeout: .seconds(4)))
+        let harness = try await Harness("stuck", keyRelease: try Self.manager(fake, cleanupTimeout: .seconds(4)), recordEvents: true)
         try await harness.ensureRuntimeClass("kata-cc")
         harness.start()
         defer { Task { await harness.stop(); await fake.stop() } }
@@ -259,13 +255,14 @@ struct KeyReleaseIntegrationTests {
         fake.fail("PATCH", "/keys/stuck-key", status: 403, code: "Forbidden", times: 1000)
         let start = ContinuousClock.now
         try await harness.admin.delete(Harness.workloads, namespace: harness.namespace, name: "stuck")
-        try await eventually(timeout: .seconds(30), "stuck deleted despite Key Vault") { () -> Bool? in
-            (try? await harness.workload("stuck")) == nil ? true : nil
-        }
+        try await harness.waitGone("stuck", timeout: .seconds(30))
         let waited = ContinuousClock.now - start
         #expect(waited >= .seconds(3), "the finalizer went before the cleanup timeout: \(waited)")
-        // The hash could not be removed; cwo let go anyway (and says so in a Warning event).
+        // The hash could not be removed; cwo let go anyway and says so in a Warning event.
         #expect(fake.releaseHashes("stuck-key") == [hash])
+        let gaveUp = try await harness.waitForEvent(reason: "KeyReleaseCleanupFailed")
+        #expect(gaveUp.raw["type"] == "Warning")
+        #expect(gaveUp.raw["note"]?.stringValue?.contains("still allows \(hash)") == true, "\(gaveUp.raw["note"] ?? .null)")
         let refused = fake.requests.filter { $0.method == "PATCH" }.count
         #expect(refused >= 2 && refused <= 8, "\(refused) cleanup attempts in ~4 s")
     }

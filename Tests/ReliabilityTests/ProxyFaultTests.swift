@@ -49,7 +49,8 @@ struct ProxyFaultTests {
             }
         }
         #expect(early.isEmpty, "Retry-After not honoured: \(early.prefix(5))")
-        // No hot loop: at most one try per workload and Retry-After period, plus the reads.
+        // No hot loop: ten new workloads, at most one try per write path and Retry-After period (2 s in
+        // 5 s), well under what retrying as soon as possible would send.
         #expect(throttled.count <= 10 * 3 + 10, "\(throttled.count) throttled writes in 5 s")
         print("429 phase: \(throttled.count) throttled writes, \(log.count) requests in all")
 
@@ -82,13 +83,20 @@ struct ProxyFaultTests {
 
         // 4. Every request delayed by 300 ms: slower, still correct.
         proxy.set(.delay(.milliseconds(300)))
-        for index in 20..<25 { let _: UntypedObject = try await admin.create(ConfidentialWorkload.resource, namespace: namespace, try UntypedObject(workloadBody("w\(index)", image: "nginx:1.29"))) }
+        // With Key Vault settings, so each also gets a ServiceAccount and a ConfigMap (checked below).
+        for index in 20..<25 {
+            let _: UntypedObject = try await admin.create(
+                ConfidentialWorkload.resource, namespace: namespace, try UntypedObject(workloadBody("w\(index)", image: "nginx:1.29", keyVault: true)))
+        }
         _ = try await eventually(timeout: .seconds(30), "converged with slow calls") { try await converged(admin, namespace, expected: 25, image: "nginx:1.29") ? true : nil }
         proxy.set(.pass)
 
         // Nothing duplicated (converged checks exactly one Deployment per workload), and cwo never exited.
-        let accounts: ObjectList<UntypedObject> = try await admin.list(.serviceAccounts, namespace: namespace, options: .init(labelSelector: "app.kubernetes.io/managed-by=cwo"))
-        #expect(accounts.items.isEmpty)
+        let managed = ListOptions(labelSelector: "app.kubernetes.io/managed-by=cwo")
+        let accounts: ObjectList<UntypedObject> = try await admin.list(.serviceAccounts, namespace: namespace, options: managed)
+        let maps: ObjectList<UntypedObject> = try await admin.list(.configMaps, namespace: namespace, options: managed)
+        #expect(Set(accounts.items.map(\.name)) == Set((20..<25).map { "w\($0)" }) && accounts.items.count == 5)
+        #expect(maps.items.count == 5)
         #expect(!cwo.log.contains("stopped"), "cwo exited:\n\(cwo.log.suffix(1500))")
     }
 }

@@ -67,7 +67,8 @@ public final class FakeAzure: Sendable {
     public let federatedToken = "federated-\(UUID().uuidString)"
     public let clientID = "99999999-0000-0000-0000-000000000001"
     public let tenantID = "tenant-\(UUID().uuidString.prefix(8).lowercased())"
-    public let tokenLifetime: Int
+    /// Seconds each access token is valid for.
+    public static let tokenLifetime = 3600
     private let state = Mutex(State())
     private let channel: any Channel
     private let https: LoopbackHTTPS
@@ -77,18 +78,17 @@ public final class FakeAzure: Sendable {
     public var url: String { "https://localhost:\(port)" }
 
     /// Starts on a free loopback port with a fresh self-signed certificate (in `caFile`).
-    public static func start(tokenLifetime: Int = 3600) async throws -> FakeAzure {
-        try await FakeAzure(https: try await LoopbackHTTPS.make(prefix: "cwo-fake-azure"), tokenLifetime: tokenLifetime)
+    public static func start() async throws -> FakeAzure {
+        try await FakeAzure(https: try await LoopbackHTTPS.make(prefix: "cwo-fake-azure"))
     }
 
-    private init(https: LoopbackHTTPS, tokenLifetime: Int) async throws {
+    private init(https: LoopbackHTTPS) async throws {
         self.https = https
         self.caFile = https.caFile
-        self.tokenLifetime = tokenLifetime
-        let holder = Holder()
+        let holder = LateBound<FakeAzure>()
         channel = try await https.listen(backlog: 64) { FakeAzureHandler(holder: holder) }
         port = channel.localAddress?.port ?? 0
-        holder.server.withLock { $0 = self }
+        holder.value = self
     }
 
     public func stop() async {
@@ -128,7 +128,6 @@ public final class FakeAzure: Sendable {
         state.withLock { $0.faults.append(Fault(method: method, pathContains: pathContains, status: status, code: code, retryAfter: retryAfter, remaining: times)) }
     }
 
-    public func clearFaults() { state.withLock { $0.faults = [] } }
 
     /// Tokens issued so far are refused from now on (as after a revocation).
     public func revokeTokens() { state.withLock { $0.issued = [] } }
@@ -233,7 +232,7 @@ public final class FakeAzure: Sendable {
             state.issued.insert(token)
             return token
         }
-        let body = try? JSONSerialization.data(withJSONObject: ["token_type": "Bearer", "expires_in": tokenLifetime, "ext_expires_in": tokenLifetime, "access_token": token])
+        let body = try? JSONSerialization.data(withJSONObject: ["token_type": "Bearer", "expires_in": Self.tokenLifetime, "ext_expires_in": Self.tokenLifetime, "access_token": token])
         return Answer(status: 200, body: String(decoding: body ?? Data(), as: UTF8.self))
     }
 
@@ -293,20 +292,15 @@ public final class FakeAzure: Sendable {
     }
 }
 
-/// Lets the channel handlers reach the server object once it exists.
-final class Holder: Sendable {
-    let server = Mutex<FakeAzure?>(nil)
-}
-
 final class FakeAzureHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let holder: Holder
+    let holder: LateBound<FakeAzure>
     var head: HTTPRequestHead?
     var body = ByteBuffer()
 
-    init(holder: Holder) { self.holder = holder }
+    init(holder: LateBound<FakeAzure>) { self.holder = holder }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -316,7 +310,7 @@ final class FakeAzureHandler: ChannelInboundHandler {
         case .body(var chunk):
             body.writeBuffer(&chunk)
         case .end:
-            guard let head, let server = holder.server.withLock({ $0 }) else { return }
+            guard let head, let server = holder.value else { return }
             let components = URLComponents(string: head.uri)
             let request = FakeAzure.Request(
                 method: head.method.rawValue, path: components?.path ?? head.uri,

@@ -55,10 +55,10 @@ public final class FaultProxy: Sendable {
         clientConfiguration.trustRoots = .file(upstreamCAFile)
         clientConfiguration.certificateVerification = .noHostnameVerification
         let clientTLS = try NIOSSLContext(configuration: clientConfiguration)
-        let holder = ProxyHolder()
+        let holder = LateBound<FaultProxy>()
         channel = try await https.listen(backlog: 256) { DownstreamHandler(holder: holder, upstreamPort: upstreamPort, tls: clientTLS) }
         port = channel.localAddress?.port ?? 0
-        holder.proxy.withLock { $0 = self }
+        holder.value = self
     }
 
     public func stop() async {
@@ -124,16 +124,12 @@ public final class FaultProxy: Sendable {
     }
 }
 
-final class ProxyHolder: Sendable {
-    let proxy = Mutex<FaultProxy?>(nil)
-}
-
 /// One client connection: relays each request to an upstream connection of its own, or applies the fault.
 final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    let holder: ProxyHolder
+    let holder: LateBound<FaultProxy>
     let upstreamPort: Int
     let tls: NIOSSLContext
     var upstream: (any Channel)?
@@ -144,19 +140,19 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
     var answering: Int?
     var retryAfter: Int?
 
-    init(holder: ProxyHolder, upstreamPort: Int, tls: NIOSSLContext) {
+    init(holder: LateBound<FaultProxy>, upstreamPort: Int, tls: NIOSSLContext) {
         self.holder = holder
         self.upstreamPort = upstreamPort
         self.tls = tls
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        holder.proxy.withLock { $0 }?.opened(context.channel)
+        holder.value?.opened(context.channel)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        holder.proxy.withLock { $0 }?.closed(context.channel)
+        holder.value?.closed(context.channel)
         upstream?.close(promise: nil)
         upstream = nil
         context.fireChannelInactive()
@@ -166,7 +162,7 @@ final class DownstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             answering = nil
-            switch holder.proxy.withLock({ $0 })?.decide(head) ?? .pass {
+            switch holder.value?.decide(head) ?? .pass {
             case .pass:
                 enqueue(.head(head), context: context)
             case .delay(let delay):

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -41,5 +42,15 @@ struct LoopbackHTTPS {
 
     func remove() {
         try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// Lets channel handlers reach the server object that owns their channel once it exists (the handlers
+/// are made before `listen` returns).
+final class LateBound<Value: Sendable>: Sendable {
+    private let stored = Mutex<Value?>(nil)
+    var value: Value? {
+        get { stored.withLock { $0 } }
+        set { stored.withLock { $0 = newValue } }
     }
 }
