@@ -46,6 +46,7 @@ let package = Package(
             name: "ControllerRuntime",
             dependencies: [
                 "KubernetesClient",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -162,7 +162,8 @@ public final class Controller: Sendable {
                 delay = .milliseconds(Int.random(in: 50...200))
                 await queue.add(key, after: delay)
             } else {
-                delay = await queue.addRateLimited(key)
+                // The server asked for a pause (429 with Retry-After): the queue waits, not the worker.
+                delay = await queue.addRateLimited(key, atLeast: (error as? KubeError)?.retryAfter)
             }
             logger.log(level: error.isKube(.conflict) ? .debug : .warning, "reconcile failed, will retry", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
         }

@@ -13,6 +13,18 @@ public enum StoreChange<Object: KubernetesObject>: Sendable {
         case .added(let object), .deleted(let object), .updated(_, let object): object
         }
     }
+
+    /// False for an update that changed neither the generation (spec) nor the metadata a controller acts
+    /// on (deletion, finalizers, labels, annotations, owners): a status write, typically the controller's
+    /// own, which needs no reconcile. controller-runtime's GenerationChangedPredicate, plus metadata.
+    public var changesSpecOrMetadata: Bool {
+        guard case .updated(let old, let new) = self else { return true }
+        let before = old.metadata
+        let after = new.metadata
+        return before.generation != after.generation || before.deletionTimestamp != after.deletionTimestamp
+            || before.finalizers != after.finalizers || before.labels != after.labels || before.annotations != after.annotations
+            || before.ownerReferences != after.ownerReferences || before.uid != after.uid
+    }
 }
 
 /// Keeps a `Store` equal to the server's view of one kind: list, then watch from the list's

@@ -101,11 +101,11 @@ public actor WorkQueue<Key: Hashable & Sendable> {
 
     /// Re-adds after the key's next backoff step; returns that delay.
     @discardableResult
-    public func addRateLimited(_ key: Key) -> Duration {
+    public func addRateLimited(_ key: Key, atLeast minimum: Duration? = nil) -> Duration {
         let count = failures[key, default: 0]
         failures[key] = count + 1
         observer?.retried()
-        let delay = min(rateLimit.base * Int(1 << min(count, 40)), rateLimit.maximum)
+        let delay = max(min(rateLimit.base * Int(1 << min(count, 40)), rateLimit.maximum), minimum ?? .zero)
         add(key, after: delay)
         return delay
     }

@@ -10,7 +10,7 @@ public final class OperatorMetrics: Sendable {
         3.0, 3.5, 4.0, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
     ]
     /// client-go's workqueue buckets (10^-8 .. 10^1 seconds).
-    static let queueBuckets: [Double] = (-8...1).map { pow10($0) }
+    public static let queueBuckets: [Double] = (-8...1).map { pow10($0) }
     static func pow10(_ exponent: Int) -> Double { exponent >= 0 ? (0..<exponent).reduce(1.0) { r, _ in r * 10 } : 1 / pow10(-exponent) }
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -19,16 +19,24 @@ public final class OperatorMetrics: Sendable {
 
     public func text() -> String { registry.emitToString() }
 
+    // Metrics of the application built on the runtime, in the same registry.
+
+    public func setGauge(_ name: String, labels: [(String, String)] = [], help: String, to value: Double) {
+        registry.makeGauge(name: name, labels: labels, help: help).set(to: value)
+    }
+
+    public func increment(_ name: String, labels: [(String, String)] = [], help: String) {
+        registry.makeCounter(name: name, labels: labels, help: help).increment()
+    }
+
+    public func record(_ name: String, labels: [(String, String)] = [], buckets: [Double] = queueBuckets, help: String, _ value: Double) {
+        registry.makeValueHistogram(name: name, labels: labels, buckets: buckets, help: help).record(value)
+    }
+
     /// `rest_client_requests_total{code,method,host}`.
     public func request(method: String, code: String, host: String) {
         registry.makeCounter(name: "rest_client_requests_total", labels: [("code", code), ("method", method), ("host", host)],
             help: "Number of HTTP requests, partitioned by status code, method, and host.").increment()
-    }
-
-    /// `cwo_key_vault_requests_total{code,method}`: calls to Key Vault and the identity endpoint.
-    public func keyVaultRequest(method: String, code: String) {
-        registry.makeCounter(name: "cwo_key_vault_requests_total", labels: [("code", code), ("method", method)],
-            help: "Number of HTTP requests to Key Vault and the Azure identity endpoint, by method and status code.").increment()
     }
 
     public func leader(_ name: String, isLeader: Bool) {
@@ -37,19 +45,6 @@ public final class OperatorMetrics: Sendable {
             .set(to: isLeader ? 1.0 : 0.0)
     }
 
-    /// cwo's own: workloads by the status of their Ready condition.
-    public func workloads(ready: [String: Int]) {
-        for status in ["True", "False", "Unknown"] {
-            registry.makeGauge(name: "cwo_workloads", labels: [("ready", status)], help: "ConfidentialWorkloads by the status of their Ready condition.")
-                .set(to: Double(ready[status, default: 0]))
-        }
-    }
-
-    /// cwo's own: how long building a workload's desired state (policy included) took.
-    public func policyGenerated(seconds: Double) {
-        registry.makeValueHistogram(name: "cwo_policy_generation_seconds", labels: [], buckets: Self.queueBuckets,
-            help: "Time to build a workload's desired objects, agent policy included.").record(seconds)
-    }
 
     public func controllerObserver(_ controller: String, concurrency: Int) -> any ControllerObserver & WorkQueueObserver {
         registry.makeGauge(name: "controller_runtime_max_concurrent_reconciles", labels: [("controller", controller)],

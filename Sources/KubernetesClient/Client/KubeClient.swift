@@ -215,13 +215,16 @@ public final class KubeClient: Sendable {
         }
     }
 
-    /// 429 is always safe to retry (the server did nothing), after its Retry-After; 5xx only for
+    /// 429 is always safe to retry (the server did nothing), after a short Retry-After; 5xx only for
     /// idempotent requests, with backoff that a Retry-After can shorten but not lengthen: a starting
     /// kube-apiserver answers 503 with `Retry-After: 10` and is often ready well within it.
     private func retryDelay(_ error: KubeError, idempotent: Bool, attempt: Int) -> Duration? {
         switch error.reason {
         case .tooManyRequests:
-            return min(error.retryAfter ?? Backoff.jittered(base: .milliseconds(500), attempt: attempt, cap: .seconds(10)), .seconds(60))
+            // A longer pause than `maxRetryWait` is the caller's to take (a controller requeues the key),
+            // so no worker sleeps for a minute inside a request.
+            let delay = error.retryAfter ?? Backoff.jittered(base: .milliseconds(500), attempt: attempt, cap: configuration.maxRetryWait)
+            return delay <= configuration.maxRetryWait ? delay : nil
         case .serverError, .serviceUnavailable, .timeout:
             guard idempotent else { return nil }
             let backoff = Backoff.jittered(base: .milliseconds(200), attempt: attempt, cap: .seconds(5))

@@ -36,6 +36,9 @@ public struct ClientConfiguration: Sendable {
     public var requestTimeout: Duration = .seconds(30)
     /// How often a request is tried in all (429 and, where safe, 5xx and transport errors are retried).
     public var maxAttempts = 5
+    /// The longest pause a request waits out itself before retrying (a 429's Retry-After, backoff);
+    /// a longer Retry-After is thrown to the caller in the error.
+    public var maxRetryWait: Duration = .seconds(5)
     /// Client-side rate limit; nil relies on the server's API Priority and Fairness (controller-runtime's default).
     public var qps: Double?
     public var burst: Int = 10

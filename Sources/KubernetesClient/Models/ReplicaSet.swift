@@ -1,13 +1,14 @@
-/// What a controller needs of a ReplicaSet: metadata, how many pods it has, and one annotation of its
-/// pod template. Everything else (the template itself) is read past, not kept in the cache.
+/// What a controller needs of a ReplicaSet: metadata, how many pods it has, and the short annotations
+/// of its pod template (a hash that tells which template runs). Everything else (the template itself,
+/// long annotation values) is read past, not kept in the cache.
 public struct ReplicaSetSummary: KubernetesObject, Hashable {
     public var metadata: ObjectMeta
-    /// `spec.template.metadata.annotations`, filtered to the keys named in `keptTemplateAnnotations`.
+    /// `spec.template.metadata.annotations` whose values are at most `maximumKeptValue` bytes.
     public var templateAnnotations: [String: String]
     public var replicas: Int
 
-    /// Template annotations worth keeping (cwo's policy hash).
-    public static let keptTemplateAnnotations: Set<String> = ["cwo.dev/policy-hash"]
+    /// Longer template annotation values (an agent policy, a serialized config) are not kept.
+    public static let maximumKeptValue = 128
 
     private enum Keys: String, CodingKey { case metadata, spec, status, template, replicas, annotations }
 
@@ -21,7 +22,7 @@ public struct ReplicaSetSummary: KubernetesObject, Hashable {
             let templateMetadata = try? template.nestedContainer(keyedBy: Keys.self, forKey: .metadata),
             let all = try? templateMetadata.decodeIfPresent([String: String].self, forKey: .annotations)
         {
-            annotations = all.filter { Self.keptTemplateAnnotations.contains($0.key) }
+            annotations = all.filter { $0.value.utf8.count <= Self.maximumKeptValue }
         }
         templateAnnotations = annotations
         let status = try? container.nestedContainer(keyedBy: Keys.self, forKey: .status)

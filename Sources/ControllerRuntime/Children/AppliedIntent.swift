@@ -1,0 +1,77 @@
+import Crypto
+import KubernetesClient
+
+/// What a controller last meant a child object to be, remembered on the child itself as a digest in one
+/// annotation (the compact cousin of kubectl's `last-applied-configuration`).
+///
+/// Containment alone ("does the live object carry every field of the apply body?") cannot see a
+/// removal: a live object that still has the field the controller stopped setting contains everything.
+/// Comparing the digest of the intent with the one the child carries can: any change of intent, a
+/// removal included, is a write; server-side apply of the whole new intent then drops the fields the
+/// field manager owned and no longer sets. Containment still catches hand edits of owned fields, and a
+/// child whose digest matches and which contains the intent costs nothing, after a restart too.
+public struct AppliedIntent: Sendable {
+    /// The annotation that carries the digest (e.g. `example.com/applied-intent`).
+    public let annotation: String
+
+    public init(annotation: String) {
+        self.annotation = annotation
+    }
+
+    public enum Decision: Sendable, Equatable {
+        /// The child does not exist.
+        case create
+        /// The intent differs from the one the child was last written with (a field added, changed or removed).
+        case intentChanged
+        /// The intent is the same, but the live child lost or changed a field of it (a hand edit).
+        case drifted(field: String)
+        /// Nothing to write.
+        case upToDate
+
+        public var needsWrite: Bool { self != .upToDate }
+    }
+
+    /// `body` with the digest of its content in `metadata.annotations[annotation]`. The digest covers the
+    /// body without the annotation, as canonical JSON (sorted keys), so it is the same in every process.
+    public func stamp(_ body: JSONValue) -> JSONValue {
+        var unstamped = body
+        unstamped["metadata"]?["annotations"]?[annotation] = nil
+        if unstamped[path: ["metadata", "annotations"]]?.objectValue?.isEmpty == true { unstamped["metadata"]?["annotations"] = nil }
+        var stamped = body
+        var metadata = stamped["metadata"]?.objectValue ?? [:]
+        var annotations = metadata["annotations"]?.objectValue ?? [:]
+        annotations[annotation] = .string(Self.digest(unstamped))
+        metadata["annotations"] = .object(annotations)
+        stamped["metadata"] = .object(metadata)
+        return stamped
+    }
+
+    /// The digest a (stamped) object carries.
+    public func digest(of object: JSONValue?) -> String? {
+        object?[path: ["metadata", "annotations", annotation]]?.stringValue
+    }
+
+    /// What to do for `desired` (stamped) given the live child (nil: it does not exist).
+    public func decide(desired: JSONValue, live: JSONValue?) -> Decision {
+        guard let live else { return .create }
+        if digest(of: live) != digest(of: desired) { return .intentChanged }
+        var fields = desired
+        // Items of a list response carry no apiVersion/kind; they name the type, not a field.
+        fields["apiVersion"] = nil
+        fields["kind"] = nil
+        if let field = AppliedState.difference(live, fields) { return .drifted(field: field) }
+        return .upToDate
+    }
+
+    /// Lowercase hex SHA-256 of the canonical JSON of `value`.
+    public static func digest(_ value: JSONValue) -> String {
+        let hex: [Character] = Array("0123456789abcdef")
+        var text = ""
+        text.reserveCapacity(64)
+        for byte in SHA256.hash(data: Array(value.compactJSON.utf8)) {
+            text.append(hex[Int(byte >> 4)])
+            text.append(hex[Int(byte & 0x0F)])
+        }
+        return text
+    }
+}
