@@ -1,3 +1,4 @@
+import ControllerRuntime
 import KubernetesClient
 
 /// The `ConfidentialWorkload` custom resource (`cwo.dev/v1alpha1`).
@@ -85,6 +86,9 @@ public enum Names {
     public static let managedByValue = "cwo"
     public static let workloadLabel = "cwo.dev/workload"
     public static let defaultRuntimeClass = "kata-cc"
+    /// On every object cwo applies: the digest of what cwo last meant it to be (see `AppliedIntent`).
+    public static let intentAnnotation = "cwo.dev/applied-intent"
+    public static let intent = AppliedIntent(annotation: intentAnnotation)
 }
 
 public enum ConditionType {
@@ -106,4 +110,7 @@ public enum Reason {
     public static let deploymentPending = "DeploymentPending"
     public static let deploymentNotObserved = "DeploymentNotObserved"
     public static let ready = "Ready"
+    public static let policyGenerated = "PolicyGenerated"
+    public static let policyProvided = "PolicyProvided"
+    public static let allowAllInsecure = "AllowAllInsecure"
 }

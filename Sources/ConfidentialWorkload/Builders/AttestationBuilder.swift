@@ -76,6 +76,9 @@ public enum KeyVaultBuilder {
 
         var podSpec = template["spec"]?.objectValue ?? [:]
         podSpec["serviceAccountName"] = .string(workload)
+        // The deprecated alias too: the API server copies it into serviceAccountName whenever that is
+        // empty, so unless cwo owns both, switching Key Vault off could never take the account off the pods.
+        podSpec["serviceAccount"] = .string(workload)
         let additions: [JSONValue] = [
             ["name": "SkrClientKID", "value": .string(settings.keyName)],
             ["name": "SkrClientAKVEndpoint", "value": .string(settings.host)],

@@ -1,3 +1,4 @@
+import ControllerRuntime
 import KubernetesClient
 
 /// What the desired state depends on beyond the workload itself.
@@ -92,12 +93,14 @@ public struct DesiredState: Sendable {
         var serviceAccount: JSONValue?
         var configMap: JSONValue?
         if let keyVault = spec.keyVault, let maa = spec.attestation.maaEndpoint {
-            serviceAccount = KeyVaultBuilder.serviceAccount(for: workload, settings: keyVault)
-            configMap = KeyVaultBuilder.configMap(for: workload, settings: keyVault, maaEndpoint: maa, hashes: allowedHashes)
+            serviceAccount = Names.intent.stamp(KeyVaultBuilder.serviceAccount(for: workload, settings: keyVault))
+            configMap = Names.intent.stamp(KeyVaultBuilder.configMap(for: workload, settings: keyVault, maaEndpoint: maa, hashes: allowedHashes))
         }
+        // Each object carries the digest of what it is meant to be: a change of intent, a removal
+        // included, is what makes cwo apply it again.
         var state = DesiredState(
             spec: spec, policy: policy, placement: placement, allowedHashes: allowedHashes,
-            deployment: DeploymentBuilder.deployment(for: workload, spec: spec, podTemplate: template),
+            deployment: Names.intent.stamp(DeploymentBuilder.deployment(for: workload, spec: spec, podTemplate: template)),
             serviceAccount: serviceAccount, configMap: configMap, conditions: [])
         state.conditions = ArtifactConditions.inputs(state, nativeSidecars: context.nativeSidecars)
         return .success(state)
@@ -112,13 +115,13 @@ public enum ArtifactConditions {
         let policyReason: String
         switch state.policy.mode {
         case .generated:
-            policyReason = "PolicyGenerated"
+            policyReason = Reason.policyGenerated
             policyMessage = "generated policy \(state.policy.hash)"
         case .provided:
-            policyReason = "PolicyProvided"
+            policyReason = Reason.policyProvided
             policyMessage = "provided policy \(state.policy.hash) from ConfigMap \(spec.policy.configMapName ?? "")"
         case .allowAll:
-            policyReason = "AllowAllInsecure"
+            policyReason = Reason.allowAllInsecure
             policyMessage = "INSECURE: the allow-all policy \(state.policy.hash) lets the host run anything in the VM"
         }
         if !state.policy.limits.isEmpty { policyMessage += "; not enforced: " + state.policy.limits.joined(separator: "; ") }

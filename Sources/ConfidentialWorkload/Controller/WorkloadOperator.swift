@@ -48,7 +48,8 @@ public final class WorkloadOperator: Sendable {
         let runtimeClasses = Reflector(client: client, resource: .runtimeClasses, options: reflectorOptions(UntypedObject.self, namespace: nil, managed: false), store: caches.runtimeClasses, logger: logger)
 
         let owner: @Sendable (StoreChange<Deployment>) -> [ObjectKey] = Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion)
-        controller.watch(workloads) { [ObjectKey($0.object)] }
+        // cwo's own status writes come back as updates: they need no reconcile.
+        controller.watch(workloads) { change in change.changesSpecOrMetadata ? [ObjectKey(change.object)] : [] }
         controller.watch(deployments, map: owner)
         controller.watch(configMaps, map: Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion))
         controller.watch(serviceAccounts, map: Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion))

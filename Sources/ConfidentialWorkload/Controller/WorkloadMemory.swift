@@ -1,0 +1,108 @@
+import ControllerRuntime
+import KubernetesClient
+import Synchronization
+
+/// What cwo remembers about one workload between reconciles. Everything here can be lost (a restart
+/// loses it all): it only saves work and calls, and bridges the moment between a write and the cache
+/// showing it. The truth is always what the API server and Key Vault hold.
+struct WorkloadMemory {
+    /// The workload these entries belong to: a workload deleted and created again under the same name
+    /// starts with nothing remembered.
+    var uid: String?
+    /// The last desired state and what it was built from.
+    var build: BuildMemo?
+    /// Our last write of each child (and of status), to recognise a cache that has not caught up yet.
+    var written: [String: Written] = [:]
+    /// Managed key release: what Key Vault was last brought to.
+    var keyRelease: KeyReleaseMemo?
+    /// Managed key release: consecutive failures, and the last one while cwo waits to try again.
+    var keyReleaseFailures = 0
+    var keyReleaseHold: KeyReleaseHold?
+    /// cwo added its finalizer (the cache may not show it yet).
+    var finalizerAdded = false
+
+    /// The desired state and its inputs. Most reconciles (those cwo's own writes trigger) have the same
+    /// inputs, and the policy need not be generated again.
+    struct BuildMemo {
+        var spec: JSONValue?
+        var context: BuildContext
+        /// Without the Rego text and with an empty `deployment`: small enough to keep for every workload.
+        var result: Result<DesiredState, SpecErrors>
+        /// The Deployment as the cache keeps it (policy annotation as a digest), stamped with its intent
+        /// digest, serialized. The full Deployment is built again to write it.
+        var deployment: CompactJSON?
+
+        var state: Result<DesiredState, SpecErrors> {
+            result.map { kept in
+                var state = kept
+                state.deployment = deployment?.value ?? [:]
+                return state
+            }
+        }
+    }
+
+    /// A write cwo made: what it wrote (as a hash: the bodies themselves would double the memory per
+    /// workload) and the resourceVersion the object had before. A hash collision could only delay a
+    /// write until the cache catches up with the previous one.
+    struct Written {
+        var digest: Int
+        var versionBefore: String?
+
+        init(body: JSONValue, versionBefore: String?) {
+            self.digest = body.hashValue
+            self.versionBefore = versionBefore
+        }
+
+        func matches(_ body: JSONValue, versionBefore version: String?) -> Bool {
+            versionBefore == version && digest == body.hashValue
+        }
+    }
+
+    struct KeyReleaseMemo {
+        var keyID: String
+        var allowed: [String]
+        var published: [String]
+        var keyVersion: String
+        var at: ContinuousClock.Instant
+    }
+
+    /// The last Key Vault failure and when to try again. Reconciles before then report it without
+    /// calling Key Vault.
+    struct KeyReleaseHold {
+        var until: ContinuousClock.Instant
+        var generation: Int64
+        /// The server asked for the wait (Retry-After): kept even across spec edits.
+        var serverAsked: Bool
+        var outcome: KeyReleaseOutcome
+    }
+}
+
+/// Every workload's memory behind one lock.
+final class WorkloadMemories: Sendable {
+    private let entries = Mutex<[ObjectKey: WorkloadMemory]>([:])
+
+    /// The memory of `key` for the workload with `uid` (empty for another uid).
+    func read(_ key: ObjectKey, uid: String?) -> WorkloadMemory {
+        entries.withLock { entries in
+            guard let memory = entries[key], memory.uid == uid else { return WorkloadMemory(uid: uid) }
+            return memory
+        }
+    }
+
+    /// Changes the memory of `key` (starting afresh for another uid).
+    @discardableResult
+    func update<R>(_ key: ObjectKey, uid: String?, _ change: (inout WorkloadMemory) -> R) -> R {
+        entries.withLock { entries in
+            var memory = entries[key].flatMap { $0.uid == uid ? $0 : nil } ?? WorkloadMemory(uid: uid)
+            let result = change(&memory)
+            entries[key] = memory
+            return result
+        }
+    }
+
+    func forget(_ key: ObjectKey) {
+        entries.withLock { _ = $0.removeValue(forKey: key) }
+    }
+
+    var count: Int { entries.withLock { $0.count } }
+}
