@@ -43,6 +43,48 @@ final class Harness: Sendable {
         workloadOperator = WorkloadOperator(client: operatorClient, options: options, logger: logger, events: events, keyRelease: keyRelease)
     }
 
+    /// Runs `body` with a started operator and stops it before returning, however `body` ends: one
+    /// test's operator never runs into the next.
+    static func with<T>(
+        _ name: String, concurrency: Int = 4, keyRelease: KeyReleaseManager? = nil, recordEvents: Bool = false, start: Bool = true,
+        _ body: (Harness) async throws -> T
+    ) async throws -> T {
+        let harness = try await Harness(name, concurrency: concurrency, keyRelease: keyRelease, recordEvents: recordEvents)
+        try await harness.ensureRuntimeClass("kata-cc")
+        if start { harness.start() }
+        do {
+            let result = try await body(harness)
+            await harness.stop()
+            return result
+        } catch {
+            await harness.stop()
+            throw error
+        }
+    }
+
+    /// Replaces the workload's spec (as `kubectl apply` of a whole manifest does, or a GitOps sync).
+    func replaceSpec(_ name: String, _ spec: JSONValue) async throws {
+        let _: UntypedObject = try await admin.patch(
+            Self.workloads, namespace: namespace, name: name, .json([["op": "replace", "path": "/spec", "value": spec]]))
+    }
+
+    /// What `cwo render` prints for the workload as it now is (against this 1.20 server: no native sidecars).
+    func rendered(_ name: String) async throws -> DesiredState {
+        try DesiredState.build(try await workload(name), context: BuildContext(nativeSidecars: false)).get()
+    }
+
+    /// Waits until the live Deployment holds exactly what cwo renders for the workload, and returns it.
+    func waitForRenderedDeployment(_ name: String, timeout: Duration = .seconds(10)) async throws -> UntypedObject {
+        let desired = try await rendered(name).deployment
+        return try await eventually(timeout: timeout, "\(name): the Deployment as rendered") { () -> UntypedObject? in
+            guard let live = try await self.deployment(name),
+                live.metadata.annotations?[Names.intentAnnotation] == desired[path: ["metadata", "annotations", Names.intentAnnotation]]?.stringValue,
+                AppliedState.contains(live.raw, desired)
+            else { return nil }
+            return live
+        }
+    }
+
     func start() {
         let workloadOperator = self.workloadOperator
         task.withLock { $0 = Task { await workloadOperator.run() } }

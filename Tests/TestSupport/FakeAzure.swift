@@ -11,30 +11,7 @@ import Synchronization
 /// scripted per method and path; `beforeWrite` runs before a key change is answered, so a test can look
 /// at the cluster at the moment Key Vault is changed.
 public final class FakeAzure: Sendable {
-    public struct Request: Sendable, CustomStringConvertible {
-        public var method: String
-        public var path: String
-        public var query: [String: String]
-        public var headers: [String: String]
-        public var body: String
-        /// When it arrived.
-        public var at = Date()
-
-        /// The form fields of a token request.
-        public var form: [String: String] {
-            Dictionary(body.split(separator: "&").map { pair in
-                let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
-                return (parts[0], parts.count > 1 ? parts[1] : "")
-            }, uniquingKeysWith: { $1 })
-        }
-
-        /// The parsed JSON body.
-        public var json: [String: Any]? {
-            (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
-        }
-
-        public var description: String { "\(method) \(path)" }
-    }
+    public typealias Request = RecordedRequest
 
     public struct Fault: Sendable {
         public var method: String
@@ -86,7 +63,7 @@ public final class FakeAzure: Sendable {
         self.https = https
         self.caFile = https.caFile
         let holder = LateBound<FakeAzure>()
-        channel = try await https.listen(backlog: 64) { FakeAzureHandler(holder: holder) }
+        channel = try await https.listen(backlog: 64) { RecordingHandler { await holder.value?.answer($0) } }
         port = channel.localAddress?.port ?? 0
         holder.value = self
     }
@@ -154,11 +131,7 @@ public final class FakeAzure: Sendable {
 
     // MARK: - Answering
 
-    struct Answer {
-        var status: Int
-        var body: String
-        var headers: [(String, String)] = []
-    }
+    typealias Answer = CannedAnswer
 
     static func version(_ n: Int) -> String { String(format: "%032x", n * 7919) }
 
@@ -289,48 +262,5 @@ public final class FakeAzure: Sendable {
         await beforeWrite.withLock { $0 }?(request)
         state.withLock { $0.keys[name]?.policy = policy }
         return Answer(status: 200, body: bundle(name) ?? "{}")
-    }
-}
-
-final class FakeAzureHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    let holder: LateBound<FakeAzure>
-    var head: HTTPRequestHead?
-    var body = ByteBuffer()
-
-    init(holder: LateBound<FakeAzure>) { self.holder = holder }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            body.clear()
-        case .body(var chunk):
-            body.writeBuffer(&chunk)
-        case .end:
-            guard let head, let server = holder.value else { return }
-            let components = URLComponents(string: head.uri)
-            let request = FakeAzure.Request(
-                method: head.method.rawValue, path: components?.path ?? head.uri,
-                query: Dictionary((components?.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 }),
-                headers: Dictionary(head.headers.map { ($0.name.lowercased(), $0.value) }, uniquingKeysWith: { $1 }),
-                body: String(buffer: body))
-            let keepAlive = head.isKeepAlive
-            let channel = context.channel
-            Task {
-                let answer = await server.answer(request)
-                var headers = HTTPHeaders([("Content-Type", "application/json; charset=utf-8"), ("Content-Length", "\(answer.body.utf8.count)")])
-                for (name, value) in answer.headers { headers.add(name: name, value: value) }
-                if !keepAlive { headers.add(name: "Connection", value: "close") }
-                let responseHead = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)
-                channel.write(HTTPServerResponsePart.head(responseHead), promise: nil)
-                channel.write(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: answer.body))), promise: nil)
-                channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in
-                    if !keepAlive { channel.close(promise: nil) }
-                }
-            }
-        }
     }
 }

@@ -1,0 +1,169 @@
+import ConfidentialWorkload
+@testable import ControllerRuntime
+import Foundation
+import KubernetesClient
+import Logging
+import Testing
+import TestSupport
+
+/// Each branch of the reconcile, as the exact requests it sends for given cached objects: a recording
+/// stand-in of the API server answers, and the caches are filled by hand. (That the server makes of
+/// these requests what cwo means is proven against the real control plane in OperatorIntegrationTests.)
+@Suite("Reconcile branches: exact requests out for given objects in")
+struct ReconcileBranchTests {
+    static let namespace = "team"
+    static let key = ObjectKey(namespace: namespace, name: "web")
+
+    /// One reconciler over hand-filled caches, talking to a fresh recording server.
+    final class Bench: Sendable {
+        let server: FakeAPIServer
+        let client: KubeClient
+        let caches = WorkloadCaches()
+        let reconciler: WorkloadReconciler
+
+        init() async throws {
+            server = try await FakeAPIServer.start()
+            client = try KubeClient(configuration: try server.configuration())
+            var logger = Logger(label: "cwo.test")
+            logger.logLevel = .critical
+            reconciler = WorkloadReconciler(client: client, caches: caches, logger: logger, now: { "2026-12-01T00:00:00Z" })
+            caches.workloads.replace(with: [])
+            caches.deployments.replace(with: [])
+            caches.replicaSets.replace(with: [])
+            caches.configMaps.replace(with: [])
+            caches.serviceAccounts.replace(with: [])
+            caches.runtimeClasses.replace(with: [try UntypedObject(["apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": ["name": "kata-cc"]])])
+        }
+
+        func close() async {
+            try? await client.shutdown()
+            await server.stop()
+        }
+
+        /// Sets the cached workload, reconciles it, and returns the requests it sent.
+        func reconcile(_ workload: ConfidentialWorkload) async throws -> [String] {
+            caches.workloads.replace(with: [workload])
+            server.clear()
+            _ = try await reconciler.reconcile(ReconcileBranchTests.key)
+            return server.lines
+        }
+
+        /// Makes the caches hold what the server was last sent (as a watch would deliver it).
+        func settle(_ workload: inout ConfidentialWorkload, version: Int) throws {
+            for request in server.requests where request.method == "PATCH" {
+                var object = try JSONParser.parse(request.body)
+                object["metadata"]?["resourceVersion"] = .string("\(version)")
+                object["metadata"]?["uid"] = .string("child-\(request.path.split(separator: "/").last ?? "")")
+                if request.path.hasSuffix("/status") {
+                    workload.status = try object["status"]?.decode(as: WorkloadStatus.self)
+                } else if request.path.contains("/deployments/") {
+                    caches.deployments.upsert(try object.decode(as: Deployment.self))
+                } else if request.path.contains("/configmaps/") {
+                    caches.configMaps.upsert(try UntypedObject(object))
+                } else if request.path.contains("/serviceaccounts/") {
+                    caches.serviceAccounts.upsert(try UntypedObject(object))
+                }
+            }
+            workload.metadata.resourceVersion = "\(version)"
+        }
+    }
+
+    static func workload(_ spec: JSONValue, generation: Int64 = 1) -> ConfidentialWorkload {
+        var metadata = ObjectMeta(name: "web", namespace: namespace)
+        metadata.uid = "uid-web"
+        metadata.generation = generation
+        metadata.resourceVersion = "1"
+        return ConfidentialWorkload(metadata: metadata, spec: spec)
+    }
+
+    static let deploymentPath = "/apis/apps/v1/namespaces/team/deployments/web"
+    static let statusPath = "/apis/cwo.dev/v1alpha1/namespaces/team/confidentialworkloads/web/status"
+
+    static var spec: JSONValue {
+        ["replicas": 0, "nodeSelector": ["zone": "a", "disk": "ssd"], "template": ["spec": ["containers": [["name": "app", "image": "nginx:1.27"]]]]]
+    }
+
+    @Test func aNewWorkloadIsOneApplyAndOneStatus() async throws {
+        let bench = try await Bench()
+        let sent = try await bench.reconcile(Self.workload(Self.spec))
+        await bench.close()
+        #expect(sent == ["PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)"])
+    }
+
+    @Test func aConvergedWorkloadSendsNothingAndARemovalIsOneApply() async throws {
+        let bench = try await Bench()
+        var workload = Self.workload(Self.spec)
+        _ = try await bench.reconcile(workload)
+        try bench.settle(&workload, version: 2)
+        #expect(try await bench.reconcile(workload) == [], "converged: nothing to write")
+
+        // A removed nodeSelector entry: the live Deployment still contains all the new intent, yet it is applied.
+        var edited = Self.spec
+        edited["nodeSelector"] = ["zone": "a"]
+        workload.spec = edited
+        workload.metadata.generation = 2
+        let sent = try await bench.reconcile(workload)
+        let body = try JSONParser.parse(bench.server.requests.first?.body ?? "")
+        await bench.close()
+        #expect(sent == ["PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)"])
+        #expect(body[path: ["spec", "template", "spec", "nodeSelector"]] == ["zone": "a"])
+    }
+
+    @Test func switchingKeyVaultOffDeletesOnlyWhatCwoCreated() async throws {
+        let bench = try await Bench()
+        var spec = Self.spec
+        spec["attestation"] = ["maaEndpoint": "sharedeus.eus.attest.azure.net"]
+        spec["keyVault"] = ["name": "vault", "keyName": "k", "clientID": "0000"]
+        var workload = Self.workload(spec)
+        let first = try await bench.reconcile(workload)
+        #expect(first == [
+            "PATCH /api/v1/namespaces/team/serviceaccounts/web", "PATCH /api/v1/namespaces/team/configmaps/web-key-release",
+            "PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)",
+        ])
+        try bench.settle(&workload, version: 2)
+        // The ServiceAccount was taken over by someone else (no owner reference): cwo must leave it.
+        var account = try #require(bench.caches.serviceAccounts.get(Self.key))
+        account.metadata.ownerReferences = nil
+        bench.caches.serviceAccounts.upsert(account)
+
+        spec["keyVault"] = nil
+        workload.spec = spec
+        workload.metadata.generation = 2
+        let sent = try await bench.reconcile(workload)
+        let delete = bench.server.requests.first { $0.method == "DELETE" }
+        let status = try JSONParser.parse(bench.server.requests.last?.body ?? "")
+        await bench.close()
+        #expect(sent == ["DELETE /api/v1/namespaces/team/configmaps/web-key-release", "PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)"])
+        #expect(delete?.body.contains(#""uid":"child-web-key-release""#) == true, "the delete is preconditioned on the uid cwo saw")
+        #expect(status[path: ["status", "keyRelease"]] == nil, "no null, no stale key release in status")
+        #expect(status[path: ["status", "observedGeneration"]] == 2)
+    }
+
+    @Test func anInvalidEditLeavesTheDeploymentAndSaysWhy() async throws {
+        let bench = try await Bench()
+        var workload = Self.workload(Self.spec)
+        _ = try await bench.reconcile(workload)
+        try bench.settle(&workload, version: 2)
+        workload.spec?["template"]?["spec"]?["shareProcessNamespace"] = true
+        workload.metadata.generation = 2
+        let sent = try await bench.reconcile(workload)
+        let status = try JSONParser.parse(bench.server.requests.last?.body ?? "")
+        await bench.close()
+        #expect(sent == ["PATCH \(Self.statusPath)"])
+        let ready = status[path: ["status", "conditions"]]?.arrayValue?.first { $0["type"] == "Ready" }
+        #expect(ready?["reason"] == "InvalidSpec")
+    }
+
+    @Test func aFailedWriteIsRetriedByTheQueueAndAGoneWorkloadSendsNothing() async throws {
+        let bench = try await Bench()
+        bench.server.fail("PATCH", "/deployments/", status: 500, reason: "InternalError")
+        await #expect(throws: KubeError.self) { _ = try await bench.reconcile(Self.workload(Self.spec)) }
+        #expect(bench.server.lines == ["PATCH \(Self.deploymentPath)"], "no status claiming success after a failed apply")
+
+        bench.caches.workloads.replace(with: [])
+        bench.server.clear()
+        #expect(try await bench.reconciler.reconcile(Self.key) == .done)
+        #expect(bench.server.lines.isEmpty)
+        await bench.close()
+    }
+}

@@ -1,0 +1,47 @@
+@testable import ConfidentialWorkload
+import KubernetesClient
+import Testing
+
+/// Events come from typed transitions of status, never from reading messages.
+@Suite struct WorkloadEventTests {
+    func status(hash: String? = nil, mode: String = "Generated", _ conditions: [(String, ConditionStatus, String, String)]) -> WorkloadStatus {
+        var status = WorkloadStatus()
+        status.policyHash = hash
+        status.policyMode = hash == nil ? nil : mode
+        status.conditions = conditions.map { Condition(type: $0.0, status: $0.1, observedGeneration: 1, lastTransitionTime: "t", reason: $0.2, message: $0.3) }
+        return status
+    }
+
+    @Test func aNewHashIsAPolicyAndARollout() {
+        let old = status(hash: "a", [])
+        let new = status(hash: "b", [])
+        #expect(WorkloadEvent.transitions(from: nil, to: old, specErrors: nil, warnings: []) == [.policyGenerated(mode: "Generated", hash: "a")])
+        #expect(WorkloadEvent.transitions(from: old, to: new, specErrors: nil, warnings: []) == [
+            .policyGenerated(mode: "Generated", hash: "b"), .rolloutStarted(hash: "b", previous: "a"),
+        ])
+        #expect(WorkloadEvent.transitions(from: new, to: new, specErrors: nil, warnings: []).isEmpty, "nothing changed, no event")
+    }
+
+    @Test func aRejectedSpecIsOneWarningPerMessage() {
+        let errors = SpecErrors([SpecError("spec.policy.configMapRef", "ConfigMap p was not found", reason: "PolicyConfigMapNotFound")])
+        let rejected = status([("Ready", .false, "PolicyConfigMapNotFound", "ConfigMap p was not found")])
+        let events = WorkloadEvent.transitions(from: nil, to: rejected, specErrors: errors, warnings: [])
+        #expect(events == [.specRejected(reason: "PolicyConfigMapNotFound", message: "ConfigMap p was not found")])
+        #expect(events.first?.type == .warning && events.first?.reason == "PolicyConfigMapNotFound")
+        #expect(WorkloadEvent.transitions(from: rejected, to: rejected, specErrors: errors, warnings: []).isEmpty)
+    }
+
+    @Test func warningsAndInsecurePoliciesAreSaidWhenPolicyReadyChanges() {
+        let insecure = status(hash: "h", mode: "AllowAll", [("PolicyReady", .true, "AllowAllInsecure", "INSECURE; warnings: no limits")])
+        let events = WorkloadEvent.transitions(from: nil, to: insecure, specErrors: nil, warnings: ["no limits"])
+        #expect(events.map(\.reason) == ["PolicyGenerated", "InsecurePolicy", "SpecWarning"])
+        #expect(events.last?.note == "no limits")
+    }
+
+    @Test func aKeyReleaseFailureIsSaidOncePerReason() {
+        let failing = status([("KeyReleaseBound", .false, "KeyVaultForbidden", "no role")])
+        #expect(WorkloadEvent.transitions(from: nil, to: failing, specErrors: nil, warnings: []) == [.keyReleaseFailed(reason: "KeyVaultForbidden", message: "no role")])
+        let again = status([("KeyReleaseBound", .false, "KeyVaultForbidden", "no role, still")])
+        #expect(WorkloadEvent.transitions(from: failing, to: again, specErrors: nil, warnings: []).isEmpty)
+    }
+}
