@@ -130,11 +130,19 @@ struct ReconcileBranchTests {
         workload.spec = spec
         workload.metadata.generation = 2
         let sent = try await bench.reconcile(workload)
-        let delete = bench.server.requests.first { $0.method == "DELETE" }
-        let status = try JSONParser.parse(bench.server.requests.last?.body ?? "")
+        let requests = bench.server.requests
+        let delete = requests.first { $0.method == "DELETE" }
+        let status = try JSONParser.parse(requests.last?.body ?? "")
         await bench.close()
-        #expect(sent == ["DELETE /api/v1/namespaces/team/configmaps/web-key-release", "PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)"])
+        #expect(sent == [
+            "DELETE /api/v1/namespaces/team/configmaps/web-key-release", "PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)",
+            "PATCH \(Self.statusPath)",
+        ])
         #expect(delete?.body.contains(#""uid":"child-web-key-release""#) == true, "the delete is preconditioned on the uid cwo saw")
+        // keyRelease leaves status by a merge patch, then the apply no longer names it.
+        #expect(requests[2].headers["content-type"] == "application/merge-patch+json")
+        #expect(try JSONParser.parse(requests[2].body) == ["status": ["keyRelease": nil]])
+        #expect(requests[3].headers["content-type"]?.hasPrefix("application/apply-patch") == true)
         #expect(status[path: ["status", "keyRelease"]] == nil, "no null, no stale key release in status")
         #expect(status[path: ["status", "observedGeneration"]] == 2)
     }

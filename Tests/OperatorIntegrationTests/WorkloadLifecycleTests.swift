@@ -7,128 +7,118 @@ import TestSupport
 @Suite("Workload lifecycle against the real control plane")
 struct WorkloadLifecycleTests {
     @Test func applyCreatesTheDeploymentAndReportsReady() async throws {
-        let harness = try await Harness("lifecycle")
-        try await harness.ensureRuntimeClass("kata-cc")
-        harness.start()
-        defer { Task { await harness.stop() } }
+        try await Harness.with("lifecycle") { harness in
 
-        let spec: JSONValue = [
-            "replicas": 0,
-            "nodeSelector": ["workload": "confidential"],
-            "template": [
-                "metadata": ["labels": ["tier": "web"], "annotations": ["note": "kept"]],
-                "spec": ["containers": [["name": "app", "image": "nginx:1.27", "ports": [["containerPort": 80]]]]],
-            ],
-        ]
-        let start = ContinuousClock.now
-        let created = try await harness.createWorkload("web", spec: spec)
-        let deployment = try await eventually(timeout: .seconds(10), "the Deployment") { try await harness.deployment("web") }
-        let elapsed = ContinuousClock.now - start
-        print("apply -> Deployment: \(elapsed)")
+            let spec: JSONValue = [
+                "replicas": 0,
+                "nodeSelector": ["workload": "confidential"],
+                "template": [
+                    "metadata": ["labels": ["tier": "web"], "annotations": ["note": "kept"]],
+                    "spec": ["containers": [["name": "app", "image": "nginx:1.27", "ports": [["containerPort": 80]]]]],
+                ],
+            ]
+            let start = ContinuousClock.now
+            let created = try await harness.createWorkload("web", spec: spec)
+            let deployment = try await eventually(timeout: .seconds(10), "the Deployment") { try await harness.deployment("web") }
+            let elapsed = ContinuousClock.now - start
+            print("apply -> Deployment: \(elapsed)")
 
-        #expect(deployment.metadata.labels?["app.kubernetes.io/managed-by"] == "cwo")
-        #expect(deployment.metadata.labels?["cwo.dev/workload"] == "web")
-        let owner = try #require(deployment.metadata.ownerReferences?.first)
-        #expect(owner.kind == "ConfidentialWorkload" && owner.uid == created.metadata.uid && owner.controller == true)
-        let template = try #require(deployment.raw[path: ["spec", "template"]])
-        #expect(template[path: ["spec", "runtimeClassName"]] == "kata-cc")
-        #expect(template[path: ["spec", "nodeSelector", "workload"]] == "confidential")
-        #expect(template[path: ["metadata", "labels", "tier"]] == "web")
-        #expect(template[path: ["metadata", "labels", "cwo.dev/workload"]] == "web")
-        #expect(template[path: ["metadata", "annotations", "note"]] == "kept")
-        #expect(deployment.raw[path: ["spec", "selector", "matchLabels"]] == ["cwo.dev/workload": "web"])
-        let managers = deployment.metadata.managedFields?.compactMap(\.manager) ?? []
-        #expect(managers.contains("cwo"), "written by server-side apply under the cwo field manager")
+            #expect(deployment.metadata.labels?["app.kubernetes.io/managed-by"] == "cwo")
+            #expect(deployment.metadata.labels?["cwo.dev/workload"] == "web")
+            let owner = try #require(deployment.metadata.ownerReferences?.first)
+            #expect(owner.kind == "ConfidentialWorkload" && owner.uid == created.metadata.uid && owner.controller == true)
+            let template = try #require(deployment.raw[path: ["spec", "template"]])
+            #expect(template[path: ["spec", "runtimeClassName"]] == "kata-cc")
+            #expect(template[path: ["spec", "nodeSelector", "workload"]] == "confidential")
+            #expect(template[path: ["metadata", "labels", "tier"]] == "web")
+            #expect(template[path: ["metadata", "labels", "cwo.dev/workload"]] == "web")
+            #expect(template[path: ["metadata", "annotations", "note"]] == "kept")
+            #expect(deployment.raw[path: ["spec", "selector", "matchLabels"]] == ["cwo.dev/workload": "web"])
+            let managers = deployment.metadata.managedFields?.compactMap(\.manager) ?? []
+            #expect(managers.contains("cwo"), "written by server-side apply under the cwo field manager")
 
-        // With 0 replicas the Deployment controller reports Available, so the workload is Ready.
-        let ready = try await harness.waitForStatus("web", "Ready=True") { $0.condition("Ready")?.status == .true }
-        let status = try #require(ready.status)
-        #expect(status.deploymentName == "web")
-        #expect(status.condition("RuntimeClassAvailable")?.status == .true)
-        #expect(status.condition("DeploymentAvailable")?.status == .true)
-        // cwo never writes the user's spec.
-        #expect(ready.spec == created.spec)
-        // (1.20 does not record the subresource in managedFields, so look at the fields themselves.)
-        #expect(!(ready.metadata.managedFields ?? []).contains { $0.manager == "cwo" && $0.fieldsV1?["f:spec"] != nil })
+            // With 0 replicas the Deployment controller reports Available, so the workload is Ready.
+            let ready = try await harness.waitForStatus("web", "Ready=True") { $0.condition("Ready")?.status == .true }
+            let status = try #require(ready.status)
+            #expect(status.deploymentName == "web")
+            #expect(status.condition("RuntimeClassAvailable")?.status == .true)
+            #expect(status.condition("DeploymentAvailable")?.status == .true)
+            // cwo never writes the user's spec.
+            #expect(ready.spec == created.spec)
+            // (1.20 does not record the subresource in managedFields, so look at the fields themselves.)
+            #expect(!(ready.metadata.managedFields ?? []).contains { $0.manager == "cwo" && $0.fieldsV1?["f:spec"] != nil })
+        }
     }
 
     @Test func kubectlShowsTheColumns() async throws {
-        let harness = try await Harness("columns")
-        try await harness.ensureRuntimeClass("kata-cc")
-        harness.start()
-        defer { Task { await harness.stop() } }
-        _ = try await harness.createWorkload("shown", spec: simpleSpec())
-        _ = try await harness.waitForStatus("shown", "Ready=True") { $0.condition("Ready")?.status == .true }
+        try await Harness.with("columns") { harness in
+            _ = try await harness.createWorkload("shown", spec: simpleSpec())
+            _ = try await harness.waitForStatus("shown", "Ready=True") { $0.condition("Ready")?.status == .true }
 
-        let table = try await kubectl(harness, ["get", "cw", "-n", harness.namespace])
-        let header = table.split(separator: "\n").first.map(String.init) ?? ""
-        #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["NAME", "READY", "REASON", "REPLICAS", "AGE"])
-        #expect(table.contains("shown") && table.contains("True") && table.contains("Ready"))
-        let wide = try await kubectl(harness, ["get", "cwl", "-n", harness.namespace, "-o", "wide"])
-        #expect(wide.contains("POLICY-HASH"))
-        let category = try await kubectl(harness, ["get", "confidential", "-n", harness.namespace])
-        #expect(category.contains("shown"))
+            let table = try await kubectl(harness, ["get", "cw", "-n", harness.namespace])
+            let header = table.split(separator: "\n").first.map(String.init) ?? ""
+            #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["NAME", "READY", "REASON", "REPLICAS", "AGE"])
+            #expect(table.contains("shown") && table.contains("True") && table.contains("Ready"))
+            let wide = try await kubectl(harness, ["get", "cwl", "-n", harness.namespace, "-o", "wide"])
+            #expect(wide.contains("POLICY-HASH"))
+            let category = try await kubectl(harness, ["get", "confidential", "-n", harness.namespace])
+            #expect(category.contains("shown"))
+        }
     }
 
     @Test func editingTheWorkloadRollsTheDeployment() async throws {
-        let harness = try await Harness("edit")
-        try await harness.ensureRuntimeClass("kata-cc")
-        harness.start()
-        defer { Task { await harness.stop() } }
-        _ = try await harness.createWorkload("app", spec: simpleSpec(image: "nginx:1.27"))
-        let before = try await eventually("the Deployment") { try await harness.deployment("app") }
+        try await Harness.with("edit") { harness in
+            _ = try await harness.createWorkload("app", spec: simpleSpec(image: "nginx:1.27"))
+            let before = try await eventually("the Deployment") { try await harness.deployment("app") }
 
-        let _: UntypedObject = try await harness.admin.patch(
-            Harness.workloads, namespace: harness.namespace, name: "app",
-            .merge(["spec": ["template": ["spec": ["containers": [["name": "app", "image": "nginx:1.28"]]]]]]))
-        let after = try await eventually("the new image") { () -> UntypedObject? in
-            let deployment = try await harness.deployment("app")
-            return deployment?.raw[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first?["image"] == "nginx:1.28" ? deployment : nil
+            let _: UntypedObject = try await harness.admin.patch(
+                Harness.workloads, namespace: harness.namespace, name: "app",
+                .merge(["spec": ["template": ["spec": ["containers": [["name": "app", "image": "nginx:1.28"]]]]]]))
+            let after = try await eventually("the new image") { () -> UntypedObject? in
+                let deployment = try await harness.deployment("app")
+                return deployment?.raw[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first?["image"] == "nginx:1.28" ? deployment : nil
+            }
+            #expect((after.metadata.generation ?? 0) > (before.metadata.generation ?? 0))
+            _ = try await harness.waitForStatus("app", "observedGeneration 2") { $0.observedGeneration == 2 }
         }
-        #expect((after.metadata.generation ?? 0) > (before.metadata.generation ?? 0))
-        _ = try await harness.waitForStatus("app", "observedGeneration 2") { $0.observedGeneration == 2 }
     }
 
     @Test func driftIsRevertedAndOthersFieldsAreKept() async throws {
-        let harness = try await Harness("drift")
-        try await harness.ensureRuntimeClass("kata-cc")
-        harness.start()
-        defer { Task { await harness.stop() } }
-        _ = try await harness.createWorkload("app", spec: simpleSpec(replicas: 0))
-        _ = try await eventually("the Deployment") { try await harness.deployment("app") }
+        try await Harness.with("drift") { harness in
+            _ = try await harness.createWorkload("app", spec: simpleSpec(replicas: 0))
+            _ = try await eventually("the Deployment") { try await harness.deployment("app") }
 
-        // A hand edit of a field cwo owns (by another field manager) is reverted...
-        let _: UntypedObject = try await harness.admin.patch(
-            .deployments, namespace: harness.namespace, name: "app",
-            .merge(["metadata": ["labels": ["team": "payments"]], "spec": ["replicas": 5]]), fieldManager: "kubectl-edit")
-        _ = try await eventually("replicas reverted to 0") { () -> Bool? in
-            try await harness.deployment("app")?.raw[path: ["spec", "replicas"]] == 0 ? true : nil
-        }
-        // ...while a label someone else added is left alone.
-        let deployment = try #require(try await harness.deployment("app"))
-        #expect(deployment.metadata.labels?["team"] == "payments")
+            // A hand edit of a field cwo owns (by another field manager) is reverted...
+            let _: UntypedObject = try await harness.admin.patch(
+                .deployments, namespace: harness.namespace, name: "app",
+                .merge(["metadata": ["labels": ["team": "payments"]], "spec": ["replicas": 5]]), fieldManager: "kubectl-edit")
+            _ = try await eventually("replicas reverted to 0") { () -> Bool? in
+                try await harness.deployment("app")?.raw[path: ["spec", "replicas"]] == 0 ? true : nil
+            }
+            // ...while a label someone else added is left alone.
+            let deployment = try #require(try await harness.deployment("app"))
+            #expect(deployment.metadata.labels?["team"] == "payments")
 
-        // A deleted Deployment comes back.
-        try await harness.admin.delete(.deployments, namespace: harness.namespace, name: "app")
-        let recreated = try await eventually("the Deployment recreated") { () -> UntypedObject? in
-            let next = try await harness.deployment("app")
-            return next?.metadata.uid != deployment.metadata.uid ? next : nil
+            // A deleted Deployment comes back.
+            try await harness.admin.delete(.deployments, namespace: harness.namespace, name: "app")
+            let recreated = try await eventually("the Deployment recreated") { () -> UntypedObject? in
+                let next = try await harness.deployment("app")
+                return next?.metadata.uid != deployment.metadata.uid ? next : nil
+            }
+            #expect(recreated.metadata.labels?["cwo.dev/workload"] == "app")
         }
-        #expect(recreated.metadata.labels?["cwo.dev/workload"] == "app")
     }
 
     @Test func deletingTheWorkloadRemovesTheDeployment() async throws {
-        let harness = try await Harness("delete")
-        try await harness.ensureRuntimeClass("kata-cc")
-        harness.start()
-        defer { Task { await harness.stop() } }
-        _ = try await harness.createWorkload("gone", spec: simpleSpec())
-        _ = try await eventually("the Deployment") { try await harness.deployment("gone") }
-        try await harness.admin.delete(Harness.workloads, namespace: harness.namespace, name: "gone")
-        // The garbage collector (kube-controller-manager) follows the owner reference. It discovers a new
-        // CRD's kind only every 30 s, so a cluster whose CRD was just installed may take that long.
-        _ = try await eventually(timeout: .seconds(75), "the Deployment deleted") { () -> Bool? in
-            try await harness.deployment("gone") == nil ? true : nil
+        try await Harness.with("delete") { harness in
+            _ = try await harness.createWorkload("gone", spec: simpleSpec())
+            _ = try await eventually("the Deployment") { try await harness.deployment("gone") }
+            try await harness.admin.delete(Harness.workloads, namespace: harness.namespace, name: "gone")
+            // The garbage collector (kube-controller-manager) follows the owner reference. It discovers a new
+            // CRD's kind only every 30 s, so a cluster whose CRD was just installed may take that long.
+            _ = try await eventually(timeout: .seconds(75), "the Deployment deleted") { () -> Bool? in
+                try await harness.deployment("gone") == nil ? true : nil
+            }
         }
     }
 
@@ -148,41 +138,37 @@ struct WorkloadLifecycleTests {
     }
 
     @Test func anInvalidWorkloadIsReportedWithoutDisturbingOthers() async throws {
-        let harness = try await Harness("invalid")
-        try await harness.ensureRuntimeClass("kata-cc")
-        harness.start()
-        defer { Task { await harness.stop() } }
-        // Passes the schema (labels are strings), fails cwo: the selector label names another workload.
-        let invalid: JSONValue = [
-            "replicas": 0,
-            "template": ["metadata": ["labels": ["cwo.dev/workload": "someone-else"]], "spec": ["containers": [container()]]],
-        ]
-        _ = try await harness.createWorkload("bad", spec: invalid)
-        _ = try await harness.createWorkload("good", spec: simpleSpec())
-        let bad = try await harness.waitForStatus("bad", "InvalidSpec") { $0.condition("Ready")?.reason == "InvalidSpec" }
-        #expect(bad.status?.condition("Ready")?.message.contains("spec.template.metadata.labels[cwo.dev/workload]") == true)
-        #expect(try await harness.deployment("bad") == nil)
-        _ = try await harness.waitForStatus("good", "Ready=True") { $0.condition("Ready")?.status == .true }
+        try await Harness.with("invalid") { harness in
+            // Passes the schema (labels are strings), fails cwo: the selector label names another workload.
+            let invalid: JSONValue = [
+                "replicas": 0,
+                "template": ["metadata": ["labels": ["cwo.dev/workload": "someone-else"]], "spec": ["containers": [container()]]],
+            ]
+            _ = try await harness.createWorkload("bad", spec: invalid)
+            _ = try await harness.createWorkload("good", spec: simpleSpec())
+            let bad = try await harness.waitForStatus("bad", "InvalidSpec") { $0.condition("Ready")?.reason == "InvalidSpec" }
+            #expect(bad.status?.condition("Ready")?.message.contains("spec.template.metadata.labels[cwo.dev/workload]") == true)
+            #expect(try await harness.deployment("bad") == nil)
+            _ = try await harness.waitForStatus("good", "Ready=True") { $0.condition("Ready")?.status == .true }
+        }
     }
 
     @Test func aConvergedClusterWritesNothing() async throws {
-        let harness = try await Harness("quiet")
-        try await harness.ensureRuntimeClass("kata-cc")
-        harness.start()
-        defer { Task { await harness.stop() } }
-        for index in 0..<10 {
-            _ = try await harness.createWorkload("w\(index)", spec: simpleSpec(replicas: index % 2))
+        try await Harness.with("quiet") { harness in
+            for index in 0..<10 {
+                _ = try await harness.createWorkload("w\(index)", spec: simpleSpec(replicas: index % 2))
+            }
+            for index in 0..<10 {
+                _ = try await harness.waitForStatus("w\(index)", "status written") { $0.condition("DeploymentAvailable")?.status != .unknown }
+            }
+            // Let the Deployment controller's status updates settle, then count.
+            try await Task.sleep(for: .seconds(3))
+            let before = harness.requests.writes
+            try await Task.sleep(for: .seconds(5))
+            let after = harness.requests.writes
+            print("writes while converged over 5 s: \(after - before); all requests: \(harness.requests.snapshot)")
+            #expect(after - before == 0)
         }
-        for index in 0..<10 {
-            _ = try await harness.waitForStatus("w\(index)", "status written") { $0.condition("DeploymentAvailable")?.status != .unknown }
-        }
-        // Let the Deployment controller's status updates settle, then count.
-        try await Task.sleep(for: .seconds(3))
-        let before = harness.requests.writes
-        try await Task.sleep(for: .seconds(5))
-        let after = harness.requests.writes
-        print("writes while converged over 5 s: \(after - before); all requests: \(harness.requests.snapshot)")
-        #expect(after - before == 0)
     }
 }
 
