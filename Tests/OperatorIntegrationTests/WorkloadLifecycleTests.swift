@@ -57,7 +57,7 @@ struct WorkloadLifecycleTests {
 
             let table = try await kubectl(harness, ["get", "cw", "-n", harness.namespace])
             let header = table.split(separator: "\n").first.map(String.init) ?? ""
-            #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["NAME", "READY", "REASON", "REPLICAS", "AGE"])
+            #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["NAME", "READY", "REASON", "REPLICAS", "PLATFORM", "AGE"])
             #expect(table.contains("shown") && table.contains("True") && table.contains("Ready"))
             let wide = try await kubectl(harness, ["get", "cwl", "-n", harness.namespace, "-o", "wide"])
             #expect(wide.contains("POLICY-HASH"))

@@ -51,12 +51,33 @@ public struct WorkloadStatus: Codable, Sendable, Hashable {
     public var policyHash: String?
     public var policyMode: String?
     public var keyRelease: KeyReleaseStatus?
+    /// AKS or CoCo.
+    public var platform: String?
+    /// CoCo: the initdata digest (lowercase hex) and what the TEE reports for it.
+    public var initDataDigest: String?
+    public var teeRegister: TEERegister?
     public var conditions: [Condition]?
 
     public init() {}
 
     public func condition(_ type: String) -> Condition? {
         conditions?.first { $0.type == type }
+    }
+}
+
+/// The register a TEE measures initdata into, and the value a verifier must expect there.
+public struct TEERegister: Codable, Sendable, Hashable {
+    /// snp, tdx or az-snp-vtpm.
+    public var tee: String
+    /// HOST_DATA, MRCONFIGID or PCR8.
+    public var name: String
+    /// Lowercase hex.
+    public var value: String
+
+    public init(tee: String, name: String, value: String) {
+        self.tee = tee
+        self.name = name
+        self.value = value
     }
 }
 
@@ -98,9 +119,11 @@ public enum ConditionType {
     public static let policyReady = "PolicyReady"
     public static let attestationConfigured = "AttestationConfigured"
     public static let keyReleaseBound = "KeyReleaseBound"
+    /// CoCo: the initdata document is on the pod template.
+    public static let initDataReady = "InitDataReady"
 
     /// Every condition type cwo writes.
-    public static let all: Set<String> = [ready, runtimeClassAvailable, deploymentAvailable, policyReady, attestationConfigured, keyReleaseBound]
+    public static let all: Set<String> = [ready, runtimeClassAvailable, deploymentAvailable, policyReady, attestationConfigured, keyReleaseBound, initDataReady]
 }
 
 public enum Reason {
@@ -113,4 +136,6 @@ public enum Reason {
     public static let policyGenerated = "PolicyGenerated"
     public static let policyProvided = "PolicyProvided"
     public static let allowAllInsecure = "AllowAllInsecure"
+    public static let initDataGenerated = "InitDataGenerated"
+    public static let initDataTooLarge = "InitDataTooLarge"
 }

@@ -9,8 +9,12 @@ public struct BuildContext: Sendable, Hashable {
     public var providedPolicy: String?
     /// Why the provided policy could not be read (names the ConfigMap and key).
     public var providedPolicyProblem: String?
-    /// Policy hashes of older pod templates whose pods still run (a rollout in progress).
+    /// Policy hashes (AKS) or initdata digests (CoCo) of older pod templates whose pods still run (a
+    /// rollout in progress).
     public var runningHashes: [String] = []
+    /// CoCo with `spec.kbs.caConfigMapRef`: the KBS's CA certificate (PEM), or why it could not be read.
+    public var kbsCertificate: String?
+    public var kbsCertificateProblem: String?
 
     public init(nativeSidecars: Bool = true, providedPolicy: String? = nil, runningHashes: [String] = []) {
         self.nativeSidecars = nativeSidecars
@@ -27,7 +31,10 @@ public struct DesiredState: Sendable {
     public var spec: WorkloadSpec
     public var policy: AgentPolicy
     public var placement: AttestationSettings.Placement?
-    /// Policy hashes the key release policy allows: the current one first, then those still running.
+    /// CoCo: the measured initdata that carries the policy.
+    public var initData: InitData?
+    /// What the key release allows: policy hashes (AKS) or initdata digests (CoCo), the current one
+    /// first, then those still running.
     public var allowedHashes: [String]
     public var deployment: JSONValue
     public var serviceAccount: JSONValue?
@@ -77,19 +84,46 @@ public struct DesiredState: Sendable {
         }
         var metadata = template["metadata"]?.objectValue ?? [:]
         var annotations = metadata["annotations"]?.objectValue ?? [:]
+        // What the TEE measures: the policy itself (AKS), or initdata holding it (CoCo).
+        var delivered: [String: String]
+        var initData: InitData?
+        let current: String
+        switch spec.platform {
+        case .aks:
+            delivered = [AgentPolicy.annotationKey: policy.annotation, AgentPolicy.hashAnnotationKey: policy.hash]
+            current = policy.hash
+        case .coco:
+            let settings = spec.coco ?? CoCoSettings()
+            var kbs: (url: String, certificate: String?)?
+            if let broker = spec.kbs {
+                if let configMap = broker.caConfigMap, context.kbsCertificate == nil {
+                    let problem = context.kbsCertificateProblem ?? "ConfigMap \(configMap.name) (key \(configMap.key)) was not found"
+                    return .failure(SpecErrors([SpecError("spec.kbs.caConfigMapRef", problem, reason: "KBSCertificateNotFound")]))
+                }
+                kbs = (broker.url, context.kbsCertificate)
+            }
+            let document = InitData(policy: policy.text, kbs: kbs, extra: settings.extraData, algorithm: settings.algorithm)
+            let key = settings.annotation == .legacy ? InitData.legacyAnnotation : InitData.currentAnnotation
+            delivered = [key: document.annotationValue, InitData.digestAnnotation: document.digestHex]
+            initData = document
+            current = document.digestHex
+        }
         // The API server refuses annotations over 256 KiB in total; say so here rather than fail on apply.
         let annotationBytes = annotations.reduce(0) { $0 + $1.key.utf8.count + ($1.value.stringValue?.utf8.count ?? 0) }
-            + policy.annotation.utf8.count + AgentPolicy.annotationKey.utf8.count + 100
+            + delivered.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
         if annotationBytes > 256 * 1024 {
+            let what = initData == nil
+                ? "the agent policy for this template is \(policy.annotation.utf8.count / 1024) KiB as an annotation"
+                : "the initdata for this template is \((delivered.values.map(\.utf8.count).max() ?? 0) / 1024) KiB as an annotation (gzipped)"
             return .failure(SpecErrors([SpecError(
-                "spec.template", "the agent policy for this template is \(policy.annotation.utf8.count / 1024) KiB as an annotation; pod annotations are limited to 256 KiB in total (large literal env values are in the policy: move them to a ConfigMap)")]))
+                "spec.template", "\(what); pod annotations are limited to 256 KiB in total (large literal env values are in the policy: move them to a ConfigMap)",
+                reason: initData == nil ? Reason.invalidSpec : Reason.initDataTooLarge)]))
         }
-        annotations[AgentPolicy.annotationKey] = .string(policy.annotation)
-        annotations[AgentPolicy.hashAnnotationKey] = .string(policy.hash)
+        for (key, value) in delivered { annotations[key] = .string(value) }
         metadata["annotations"] = .object(annotations)
         template["metadata"] = .object(metadata)
 
-        let allowedHashes = [policy.hash] + Array(Set(context.runningHashes).subtracting([policy.hash])).sorted()
+        let allowedHashes = [current] + Array(Set(context.runningHashes).subtracting([current])).sorted()
         var serviceAccount: JSONValue?
         var configMap: JSONValue?
         if let keyVault = spec.keyVault, let maa = spec.attestation.maaEndpoint {
@@ -99,7 +133,7 @@ public struct DesiredState: Sendable {
         // Each object carries the digest of what it is meant to be: a change of intent, a removal
         // included, is what makes cwo apply it again.
         var state = DesiredState(
-            spec: spec, policy: policy, placement: placement, allowedHashes: allowedHashes,
+            spec: spec, policy: policy, placement: placement, initData: initData, allowedHashes: allowedHashes,
             deployment: Names.intent.stamp(DeploymentBuilder.deployment(for: workload, spec: spec, podTemplate: template)),
             serviceAccount: serviceAccount, configMap: configMap, conditions: [])
         state.conditions = ArtifactConditions.inputs(state, nativeSidecars: context.nativeSidecars)
@@ -129,6 +163,11 @@ public enum ArtifactConditions {
 
         let attestation: ConditionInput
         switch state.placement {
+        case nil where spec.platform == .coco:
+            attestation = ConditionInput(
+                ConditionType.attestationConfigured, .true, "AttestationInGuest",
+                spec.kbs.map { "the guest's attestation agent attests to \($0.url) (aa.toml in initdata)" }
+                    ?? "the guest's attestation agent runs without a key broker: no spec.kbs")
         case nil:
             attestation = ConditionInput(ConditionType.attestationConfigured, .true, "AttestationDisabled", "no attestation container (spec.attestation.enabled: false)")
         case .initContainer?:
@@ -142,7 +181,13 @@ public enum ArtifactConditions {
         }
 
         let keyRelease: ConditionInput
-        if let keyVault = spec.keyVault, keyVault.releasePolicy == .managed {
+        if let kbs = spec.kbs {
+            keyRelease = ConditionInput(
+                ConditionType.keyReleaseBound, .unknown, "ResourcePolicyPending",
+                "cwo has not brought the resource policy of \(kbs.url) to initdata digest \(state.allowedHashes.first ?? "") yet")
+        } else if spec.platform == .coco {
+            keyRelease = ConditionInput(ConditionType.keyReleaseBound, .true, "KBSNotConfigured", "no spec.kbs: no secrets are bound to this workload")
+        } else if let keyVault = spec.keyVault, keyVault.releasePolicy == .managed {
             keyRelease = ConditionInput(
                 ConditionType.keyReleaseBound, .unknown, "ReleasePolicyPending",
                 "cwo has not brought the release policy of \(keyVault.keyID) to policy hash \(state.policy.hash) yet")
@@ -154,7 +199,15 @@ public enum ArtifactConditions {
         } else {
             keyRelease = ConditionInput(ConditionType.keyReleaseBound, .true, "KeyVaultNotConfigured", "no spec.keyVault: no key is bound to this workload")
         }
-        return [ConditionInput(ConditionType.policyReady, .true, policyReason, policyMessage), attestation, keyRelease]
+        var conditions = [ConditionInput(ConditionType.policyReady, .true, policyReason, policyMessage), attestation, keyRelease]
+        if let initData = state.initData {
+            let tee = spec.coco?.tee ?? .snp
+            let register = initData.register(tee).map { " (\(tee.rawValue) \($0.name) \(InitData.hex($0.value)))" } ?? " (no TEE: nothing is measured)"
+            conditions.insert(
+                ConditionInput(ConditionType.initDataReady, .true, Reason.initDataGenerated, "initdata \(initData.algorithm.rawValue) \(initData.digestHex)\(register)"),
+                at: 1)
+        }
+        return conditions
     }
 }
 

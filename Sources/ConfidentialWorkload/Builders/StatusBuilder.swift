@@ -15,6 +15,9 @@ public struct Observation: Sendable {
     public var policyHash: String?
     public var policyMode: String?
     public var keyRelease: KeyReleaseStatus?
+    public var platform: String?
+    public var initDataDigest: String?
+    public var teeRegister: TEERegister?
 
     public init(
         generation: Int64, deploymentName: String, specErrors: SpecErrors?, runtimeClassName: String?, runtimeClassExists: Bool,
@@ -51,7 +54,9 @@ public enum StatusBuilder {
         var inputs: [ConditionInput] = []
         if let errors = observation.specErrors {
             let message = String(errors.description.prefix(32_000))
-            if errors.reason != Reason.invalidSpec {
+            if errors.reason == Reason.initDataTooLarge {
+                inputs.append(ConditionInput(ConditionType.initDataReady, .false, errors.reason, message))
+            } else if errors.reason != Reason.invalidSpec {
                 // The spec is fine but its policy cannot be had (e.g. the Provided ConfigMap is missing).
                 inputs.append(ConditionInput(ConditionType.policyReady, .false, errors.reason, message))
             }
@@ -84,6 +89,9 @@ public enum StatusBuilder {
         status.policyHash = keep ? previous?.policyHash : observation.policyHash
         status.policyMode = keep ? previous?.policyMode : observation.policyMode
         status.keyRelease = keep ? previous?.keyRelease : observation.keyRelease
+        status.platform = keep ? previous?.platform : observation.platform
+        status.initDataDigest = keep ? previous?.initDataDigest : observation.initDataDigest
+        status.teeRegister = keep ? previous?.teeRegister : observation.teeRegister
         status.conditions = inputs.map { input in
             let old = previous?.condition(input.type)
             let time = old.flatMap { $0.status == input.status ? $0.lastTransitionTime : nil } ?? now

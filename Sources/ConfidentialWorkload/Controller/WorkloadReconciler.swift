@@ -92,33 +92,45 @@ public final class WorkloadReconciler: Reconciler {
         var context = BuildContext(nativeSidecars: try await nativeSidecars())
         context.runningHashes = runningHashes(key)
         var ignored: [SpecError] = []  // the full validation reports them
+        var refresh = ReconcileResult.done
+        if let ca = KBSSettings.parse(workload.spec?["kbs"], errors: &ignored)?.caConfigMap {
+            switch try await readConfigMap(ca.name, key: ca.key, namespace: key.namespace) {
+            case .success(let pem): context.kbsCertificate = pem
+            case .failure(let problem): context.kbsCertificateProblem = problem.message
+            }
+            refresh = .requeue(after: providedPolicyRefresh)
+        }
         let policy = PolicySettings.parse(workload.spec?["policy"], errors: &ignored)
-        guard policy.mode == .provided else { return (context, .done) }
-        try await readProvidedPolicy(policy, namespace: key.namespace, into: &context)
+        guard policy.mode == .provided, let name = policy.configMapName, !name.isEmpty else { return (context, refresh) }
+        switch try await readConfigMap(name, key: policy.configMapKey ?? "", namespace: key.namespace) {
+        case .success(let text): context.providedPolicy = text
+        case .failure(let problem): context.providedPolicyProblem = problem.message
+        }
         return (context, .requeue(after: providedPolicyRefresh))
+    }
+
+    struct ConfigMapProblem: Error { var message: String }
+
+    /// One key of a ConfigMap the workload names (cwo does not watch them: read when reconciling, and
+    /// again every `providedPolicyRefresh`).
+    func readConfigMap(_ name: String, key: String, namespace: String) async throws -> Result<String, ConfigMapProblem> {
+        do {
+            let configMap: UntypedObject = try await client.get(.configMaps, namespace: namespace, name: name)
+            guard let value = configMap.raw[path: ["data", key]]?.stringValue else { return .failure(.init(message: "ConfigMap \(name) has no key \(key)")) }
+            return .success(value)
+        } catch let error as KubeError where error.reason == .notFound {
+            return .failure(.init(message: "ConfigMap \(name) was not found in namespace \(namespace)"))
+        }
     }
 
     /// Policy hashes of the workload's ReplicaSets that still have pods: the templates still running.
     func runningHashes(_ key: ObjectKey) -> [String] {
         caches.replicaSets.indexed("\(key.namespace)/\(key.name)").compactMap { replicaSet in
-            replicaSet.replicas > 0 ? replicaSet.templateAnnotations[AgentPolicy.hashAnnotationKey] : nil
+            replicaSet.replicas > 0
+                ? replicaSet.templateAnnotations[InitData.digestAnnotation] ?? replicaSet.templateAnnotations[AgentPolicy.hashAnnotationKey] : nil
         }
     }
 
-    func readProvidedPolicy(_ settings: PolicySettings, namespace: String, into context: inout BuildContext) async throws {
-        guard let name = settings.configMapName, !name.isEmpty else { return }
-        let key = settings.configMapKey ?? ""
-        do {
-            let configMap: UntypedObject = try await client.get(.configMaps, namespace: namespace, name: name)
-            if let value = configMap.raw[path: ["data", key]]?.stringValue {
-                context.providedPolicy = value
-            } else {
-                context.providedPolicyProblem = "ConfigMap \(name) has no key \(key)"
-            }
-        } catch let error as KubeError where error.reason == .notFound {
-            context.providedPolicyProblem = "ConfigMap \(name) was not found in namespace \(namespace)"
-        }
-    }
 
     func nativeSidecars() async throws -> Bool {
         if let known = serverSupportsNativeSidecars.withLock({ $0 }) { return known }
@@ -298,6 +310,12 @@ extension Observation {
         }
         policyHash = state.policy.hash
         policyMode = state.policy.mode.rawValue
+        platform = state.spec.platform.rawValue
+        if let initData = state.initData {
+            initDataDigest = initData.digestHex
+            let tee = state.spec.coco?.tee ?? .snp
+            teeRegister = initData.register(tee).map { TEERegister(tee: tee.rawValue, name: $0.name, value: InitData.hex($0.value)) }
+        }
         if let keyVault = state.spec.keyVault {
             var status = KeyReleaseStatus(
                 allowedHashes: state.allowedHashes, configMapName: KeyVaultBuilder.configMapName(workload: workload), keyID: keyVault.keyID,

@@ -12,6 +12,12 @@ public struct WorkloadSpec: Sendable, Hashable {
     public var policy: PolicySettings
     public var attestation: AttestationSettings
     public var keyVault: KeyVaultSettings?
+    /// Which platform runs the pods: `spec.platform`, or the runtime class's.
+    public var platform: Platform
+    /// CoCo only: how initdata is written.
+    public var coco: CoCoSettings?
+    /// CoCo only: the Trustee key broker this workload's secrets come from.
+    public var kbs: KBSSettings?
     /// Things that work but deserve attention (missing memory limits, unpinned images).
     public var warnings: [String]
 }
@@ -125,8 +131,36 @@ extension WorkloadSpec {
         }
 
         let policy = PolicySettings.parse(spec["policy"], errors: &errors)
-        let attestation = AttestationSettings.parse(spec["attestation"], errors: &errors)
-        let keyVault = KeyVaultSettings.parse(spec["keyVault"], attestation: attestation, errors: &errors)
+        var platform = Platform.of(runtimeClass: runtimeClassName)
+        if let value = spec["platform"], !value.isNull {
+            if let text = value.stringValue, let chosen = Platform(rawValue: text) { platform = chosen } else {
+                errors.append(SpecError("spec.platform", "must be AKS or CoCo"))
+            }
+        }
+        var attestation = AttestationSettings.parse(spec["attestation"], errors: &errors)
+        var keyVault: KeyVaultSettings?
+        var coco: CoCoSettings?
+        var kbs: KBSSettings?
+        // Fields of the other platform are errors, never silently ignored.
+        func foreign(_ field: String, _ why: String) {
+            if let value = spec[field], !value.isNull { errors.append(SpecError("spec.\(field)", why)) }
+        }
+        switch platform {
+        case .aks:
+            keyVault = KeyVaultSettings.parse(spec["keyVault"], attestation: attestation, errors: &errors)
+            let on = "belongs to platform CoCo, and this workload runs on AKS (runtime class \(runtimeClassName)); set spec.platform: CoCo with a CoCo runtime class such as kata-qemu-snp"
+            foreign("coco", on)
+            foreign("kbs", on)
+        case .coco:
+            coco = CoCoSettings.parse(spec["coco"], runtimeClass: runtimeClassName, errors: &errors)
+            kbs = KBSSettings.parse(spec["kbs"], errors: &errors)
+            foreign("keyVault", "belongs to AKS; on CoCo (runtime class \(runtimeClassName)) secrets come from a Trustee KBS: use spec.kbs")
+            if attestation.maaEndpoint != nil {
+                errors.append(SpecError("spec.attestation.maaEndpoint", "belongs to AKS; on CoCo the guest's own attestation agent attests to the KBS in spec.kbs"))
+            }
+            // The guest attests itself (its attestation agent, configured by initdata): no SKR container.
+            attestation.enabled = false
+        }
         var warnings: [String] = []
         if template.objectValue != nil {
             PodRules.check(template: template, policy: policy, errors: &errors, warnings: &warnings)
@@ -136,7 +170,7 @@ extension WorkloadSpec {
         return .success(WorkloadSpec(
             replicas: replicas, runtimeClassName: runtimeClassName, nodeSelector: nodeSelector, template: template,
             containers: containers, initContainers: initContainers, policy: policy, attestation: attestation, keyVault: keyVault,
-            warnings: warnings))
+            platform: platform, coco: coco, kbs: kbs, warnings: warnings))
     }
 
     private static func readContainers(_ value: JSONValue?, field: String, required: Bool, into errors: inout [SpecError]) -> [ContainerView] {
