@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "KubernetesClient", targets: ["KubernetesClient"]),
         .library(name: "ControllerRuntime", targets: ["ControllerRuntime"]),
         .library(name: "ConfidentialWorkload", targets: ["ConfidentialWorkload"]),
+        .library(name: "TrusteeKBS", targets: ["TrusteeKBS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -68,6 +69,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The Trustee KBS admin API (resource policy, resources) with EdDSA admin tokens.
+        .target(
+            name: "TrusteeKBS",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The ConfidentialWorkload domain: API types, validation, pure builders, key release, the reconciler.
         .target(
             name: "ConfidentialWorkload",
@@ -75,6 +89,7 @@ let package = Package(
                 "KubernetesClient",
                 "ControllerRuntime",
                 "AzureKeyVault",
+                "TrusteeKBS",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 // gzip for CoCo initdata (the system zlib).
@@ -90,6 +105,7 @@ let package = Package(
                 "ControllerRuntime",
                 "ConfidentialWorkload",
                 "AzureKeyVault",
+                "TrusteeKBS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -108,7 +124,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // Starts and stops the real control plane (scripts/control-plane) for integration tests, and
-        // serves a local HTTPS stand-in for Key Vault and the identity endpoint.
+        // serves local HTTPS stand-ins for Key Vault and the identity endpoint, a Trustee KBS, and an API server.
         .target(
             name: "TestSupport",
             dependencies: [
@@ -117,6 +133,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/TestSupport",
             swiftSettings: strict
@@ -129,6 +146,8 @@ let package = Package(
         ),
         // The identity and Key Vault clients against the local HTTPS stand-in: exact requests, errors, retries.
         .testTarget(name: "AzureKeyVaultTests", dependencies: ["AzureKeyVault", "TestSupport"], swiftSettings: strict),
+        // The KBS admin client against the local HTTPS stand-in: tokens, requests, errors.
+        .testTarget(name: "TrusteeKBSTests", dependencies: ["TrusteeKBS", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ControllerRuntimeTests", dependencies: ["ControllerRuntime"], swiftSettings: strict),
         .testTarget(
             name: "ConfidentialWorkloadTests",
@@ -145,7 +164,7 @@ let package = Package(
         // The operator end to end against the real control plane.
         .testTarget(
             name: "OperatorIntegrationTests",
-            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "KubernetesClient", "TestSupport", "AzureKeyVault"],
+            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "KubernetesClient", "TestSupport", "AzureKeyVault", "TrusteeKBS"],
             swiftSettings: strict
         ),
     ]
