@@ -63,6 +63,9 @@ struct ClusterAssumptions: ParsableArguments {
     @Option(help: "File with the policy a 'Provided' workload's ConfigMap holds (Rego text or base64).")
     var policyFile: String?
 
+    @Option(help: "File with the KBS CA certificate a CoCo workload's spec.kbs.caConfigMapRef holds (PEM).")
+    var kbsCaFile: String?
+
     func context() throws -> BuildContext {
         let parts = kubernetesVersion.split(separator: ".").compactMap { Int($0) }
         guard parts.count >= 2 else { throw ValidationError("--kubernetes-version must look like 1.30") }
@@ -72,6 +75,12 @@ struct ClusterAssumptions: ParsableArguments {
             context.providedPolicy = String(decoding: data, as: UTF8.self)
         } else {
             context.providedPolicyProblem = "mode Provided needs the ConfigMap's policy: pass --policy-file"
+        }
+        if let kbsCaFile {
+            guard let data = FileManager.default.contents(atPath: kbsCaFile) else { throw ValidationError("cannot read \(kbsCaFile)") }
+            context.kbsCertificate = String(decoding: data, as: UTF8.self)
+        } else {
+            context.kbsCertificateProblem = "spec.kbs.caConfigMapRef needs the ConfigMap's certificate: pass --kbs-ca-file"
         }
         return context
     }
@@ -114,16 +123,16 @@ struct Render: ParsableCommand {
 
 struct Policy: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print one confidential artifact of each workload: the Rego policy, its annotation value, its hash, or the Key Vault release policy.")
+        abstract: "Print one confidential artifact of each workload: the Rego policy, its annotation value, its hash, the Key Vault release policy, or (CoCo) the initdata annotation, its digest, or the KBS resource policy.")
 
     enum Output: String, ExpressibleByArgument, CaseIterable {
-        case rego, annotation, hash, releasePolicy = "release-policy"
+        case rego, annotation, hash, releasePolicy = "release-policy", initdata, digest, resourcePolicy = "resource-policy"
     }
 
     @OptionGroup var input: WorkloadInput
     @OptionGroup var cluster: ClusterAssumptions
 
-    @Option(help: "rego, annotation, hash or release-policy.")
+    @Option(help: "rego, annotation, hash, release-policy; for CoCo workloads initdata, digest or resource-policy.")
     var output: Output = .rego
 
     func run() throws {
@@ -138,6 +147,24 @@ struct Policy: ParsableCommand {
                     throw ExitCode(1)
                 }
                 print(CanonicalJSON.pretty(KeyVaultBuilder.releasePolicy(maaEndpoint: maa, hashes: state.allowedHashes)))
+            case .initdata, .digest, .resourcePolicy:
+                guard let initData = state.initData else {
+                    FileHandle.standardError.write(Data("error: \(workload.metadata.name ?? ""): runs on AKS: there is no initdata (spec.platform: CoCo or a CoCo runtime class)\n".utf8))
+                    throw ExitCode(1)
+                }
+                switch output {
+                case .initdata: print(initData.annotationValue)
+                case .digest: print(initData.digestHex)
+                default:
+                    guard let kbs = state.spec.kbs else {
+                        FileHandle.standardError.write(Data("error: \(workload.metadata.name ?? ""): spec.kbs is not set: there is no resource policy\n".utf8))
+                        throw ExitCode(1)
+                    }
+                    let grant = ResourcePolicy.Grant(
+                        workload: "\(workload.metadata.namespace ?? "")/\(workload.metadata.name ?? "")", paths: kbs.resources.map(\.path),
+                        tee: state.spec.coco?.tee ?? .snp, digests: state.allowedHashes)
+                    print(ResourcePolicy.compose([grant]), terminator: "")
+                }
             }
         }
     }

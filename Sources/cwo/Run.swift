@@ -6,6 +6,7 @@ import Foundation
 import KubernetesClient
 import Logging
 import ServiceLifecycle
+import TrusteeKBS
 
 #if canImport(Glibc)
 import Glibc
@@ -92,6 +93,15 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Seconds between checks of a converged workload's Key Vault release policy (repairs outside edits).")
     var keyReleaseResync = 600.0
 
+    @Option(help: "URL of the Trustee KBS whose resource policy cwo manages for CoCo workloads naming it (with --kbs-admin-key).")
+    var kbsUrl: String?
+
+    @Option(help: "File with the KBS admin's Ed25519 private key (PKCS#8 PEM), which signs cwo's admin tokens.")
+    var kbsAdminKey: String?
+
+    @Option(help: "PEM file of the CA that signed the KBS's certificate (besides the system's).")
+    var kbsCaFile: String?
+
     @Option(help: "Seconds to finish in-flight reconciles after SIGTERM.")
     var shutdownTimeout = 30.0
 
@@ -102,6 +112,12 @@ struct Run: AsyncParsableCommand {
         }
         if let azureCaFile, !FileManager.default.isReadableFile(atPath: azureCaFile) {
             throw ValidationError("--azure-ca-file \(azureCaFile) is not a readable file")
+        }
+        if (kbsUrl == nil) != (kbsAdminKey == nil) {
+            throw ValidationError("--kbs-url and --kbs-admin-key go together: cwo signs its KBS admin requests with that key")
+        }
+        for (flag, file) in [("--kbs-admin-key", kbsAdminKey), ("--kbs-ca-file", kbsCaFile)] {
+            if let file, !FileManager.default.isReadableFile(atPath: file) { throw ValidationError("\(flag) \(file) is not a readable file") }
         }
         guard leaseDuration > renewDeadline, renewDeadline > retryPeriod, retryPeriod > 0 else {
             throw ValidationError("need --lease-duration > --renew-deadline > --retry-period > 0")
@@ -141,9 +157,10 @@ struct Run: AsyncParsableCommand {
         let observer = metrics.controllerObserver(WorkloadOperator.controllerName, concurrency: concurrency)
         let events = EventRecorder(client: client, controller: "cwo", instance: identity, logger: logger)
         let keyRelease = try makeKeyRelease(metrics: metrics, logger: logger)
+        let kbs = try makeKBSBroker(logger: logger)
         let workloadOperator = WorkloadOperator(
             client: client, options: .init(namespace: namespace, concurrency: concurrency), logger: logger, queueObserver: observer,
-            observer: observer, events: events, metrics: metrics, keyRelease: keyRelease)
+            observer: observer, events: events, metrics: metrics, keyRelease: keyRelease, kbs: kbs)
 
         var elector: LeaderElector?
         if leaderElect {
@@ -197,6 +214,7 @@ struct Run: AsyncParsableCommand {
         }
         try? await client.shutdown()
         try? await keyRelease.shutdown()
+        try? await kbs?.shutdown()
         logger.info("stopped")
         if failed { throw ExitCode(1) }
     }
@@ -218,6 +236,22 @@ extension Run {
         case .failure(let missing):
             logger.info("no Key Vault access", metadata: ["reason": "\(missing)"])
             return KeyReleaseManager(unavailable: missing.description, options: options)
+        }
+    }
+}
+
+extension Run {
+    /// The KBS cwo manages, when it was given one and its admin key.
+    func makeKBSBroker(logger: Logger) throws -> KBSBroker? {
+        guard let kbsUrl, let kbsAdminKey else { return nil }
+        let pem = String(decoding: FileManager.default.contents(atPath: kbsAdminKey) ?? Data(), as: UTF8.self)
+        do {
+            let key = try KBSAdminClient.adminKey(pem: pem)
+            logger.info("KBS resource policy managed", metadata: ["kbs": "\(kbsUrl)"])
+            return KBSBroker(client: try KBSAdminClient(options: .init(url: kbsUrl, caFile: kbsCaFile), adminKey: key, logger: Logger(label: "cwo.kbs")))
+        } catch let error as KBSError {
+            logger.critical("cannot use the KBS admin key", metadata: ["file": "\(kbsAdminKey)", "error": "\(error.message)"])
+            throw ExitCode(1)
         }
     }
 }

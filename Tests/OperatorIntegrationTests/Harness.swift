@@ -26,11 +26,15 @@ final class Harness: Sendable {
 
     static let workloads = ConfidentialWorkload.resource
 
-    init(_ name: String, concurrency: Int = 4, keyRelease: KeyReleaseManager? = nil, recordEvents: Bool = false) async throws {
+    /// A fresh namespace named after `name`, or `namespace` when given (a second operator over the same workloads).
+    init(
+        _ name: String, concurrency: Int = 4, keyRelease: KeyReleaseManager? = nil, kbs: KBSBroker? = nil, recordEvents: Bool = false,
+        namespace existing: String? = nil
+    ) async throws {
         cluster = try await TestCluster.shared()
         admin = try cluster.adminClient()
         try await cluster.installCRDs(admin)
-        namespace = try await admin.makeTestNamespace(name)
+        if let existing { namespace = existing } else { namespace = try await admin.makeTestNamespace(name) }
         let counter = requests
         operatorClient = try KubeClient(
             configuration: try ClientConfiguration.load(kubeconfig: cluster.adminKubeconfig),
@@ -40,16 +44,16 @@ final class Harness: Sendable {
         var options = WorkloadOperator.Options(namespace: namespace, concurrency: concurrency)
         options.reflector.idleTimeout = .seconds(60)
         let events = recordEvents ? EventRecorder(client: operatorClient, controller: "cwo", instance: "cwo-test", logger: logger) : nil
-        workloadOperator = WorkloadOperator(client: operatorClient, options: options, logger: logger, events: events, keyRelease: keyRelease)
+        workloadOperator = WorkloadOperator(client: operatorClient, options: options, logger: logger, events: events, keyRelease: keyRelease, kbs: kbs)
     }
 
     /// Runs `body` with a started operator and stops it before returning, however `body` ends: one
     /// test's operator never runs into the next.
     static func with<T>(
-        _ name: String, concurrency: Int = 4, keyRelease: KeyReleaseManager? = nil, recordEvents: Bool = false, start: Bool = true,
-        _ body: (Harness) async throws -> T
+        _ name: String, concurrency: Int = 4, keyRelease: KeyReleaseManager? = nil, kbs: KBSBroker? = nil, recordEvents: Bool = false,
+        start: Bool = true, namespace: String? = nil, _ body: (Harness) async throws -> T
     ) async throws -> T {
-        let harness = try await Harness(name, concurrency: concurrency, keyRelease: keyRelease, recordEvents: recordEvents)
+        let harness = try await Harness(name, concurrency: concurrency, keyRelease: keyRelease, kbs: kbs, recordEvents: recordEvents, namespace: namespace)
         try await harness.ensureRuntimeClass("kata-cc")
         if start { harness.start() }
         do {

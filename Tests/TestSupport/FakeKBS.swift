@@ -39,13 +39,21 @@ public final class FakeKBS: Sendable {
         caFile = https.caFile
         let key = Curve25519.Signing.PrivateKey()
         publicKey = key.publicKey
-        let pkcs8 = [0x30, 0x2E, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20] + Array(key.rawRepresentation)
-        adminKeyPEM = "-----BEGIN PRIVATE KEY-----\n\(Data(pkcs8).base64EncodedString())\n-----END PRIVATE KEY-----\n"
+        adminKeyPEM = Self.pem(key)
         let holder = LateBound<FakeKBS>()
         channel = try await https.listen(backlog: 16) { RecordingHandler { await holder.value?.answer($0) } }
         port = channel.localAddress?.port ?? 0
         holder.value = self
     }
+
+    /// An Ed25519 private key as PKCS#8 PEM (what `openssl genpkey -algorithm ed25519` writes).
+    static func pem(_ key: Curve25519.Signing.PrivateKey) -> String {
+        let pkcs8 = [0x30, 0x2E, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2B, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20] + Array(key.rawRepresentation)
+        return "-----BEGIN PRIVATE KEY-----\n\(Data(pkcs8).base64EncodedString())\n-----END PRIVATE KEY-----\n"
+    }
+
+    /// A well-formed admin key this KBS does not trust.
+    public static func strangerKeyPEM() -> String { pem(Curve25519.Signing.PrivateKey()) }
 
     public func stop() async {
         try? await channel.close()

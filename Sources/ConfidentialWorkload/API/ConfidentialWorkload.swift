@@ -82,9 +82,14 @@ public struct TEERegister: Codable, Sendable, Hashable {
 }
 
 public struct KeyReleaseStatus: Codable, Sendable, Hashable {
+    /// Policy hashes (AKS) or initdata digests (CoCo) the key release allows.
     public var allowedHashes: [String]
-    public var configMapName: String
+    /// Unmanaged Key Vault: the ConfigMap holding release-policy.json.
+    public var configMapName: String?
+    /// The Key Vault key's URL, or the KBS's URL (CoCo).
     public var keyID: String
+    /// CoCo: the KBS resources (repository/type/tag) bound to this workload.
+    public var resources: [String]?
     /// "Managed" or "Unmanaged".
     public var releasePolicy: String?
     /// Managed: this workload's hashes that cwo put in the key's release policy.
@@ -92,7 +97,7 @@ public struct KeyReleaseStatus: Codable, Sendable, Hashable {
     /// Managed: the key version cwo last wrote or checked.
     public var keyVersion: String?
 
-    public init(allowedHashes: [String], configMapName: String, keyID: String, releasePolicy: String? = nil) {
+    public init(allowedHashes: [String], configMapName: String?, keyID: String, releasePolicy: String? = nil) {
         self.allowedHashes = allowedHashes
         self.configMapName = configMapName
         self.keyID = keyID

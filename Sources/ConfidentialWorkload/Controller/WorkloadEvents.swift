@@ -19,10 +19,12 @@ enum WorkloadEvent: Sendable, Equatable {
     case keyReleaseCleanupFailed(keyID: String, waited: Int, message: String, hashes: [String])
     case cleanupRefused(reason: String, keyID: String, message: String)
     case childDeleted(kind: String, name: String, feature: String)
+    case resourcePolicyUpdated(kbs: String, digests: [String])
 
     var type: EventRecorder.EventType {
         switch self {
-        case .policyGenerated, .rolloutStarted, .keyCreated, .releasePolicyUpdated, .keyReleaseUnmanaged, .releasePolicyCleanedUp, .childDeleted:
+        case .policyGenerated, .rolloutStarted, .keyCreated, .releasePolicyUpdated, .keyReleaseUnmanaged, .releasePolicyCleanedUp, .childDeleted,
+            .resourcePolicyUpdated:
             .normal
         case .specRejected, .specWarning, .insecurePolicy, .keyReleaseFailed, .keyReleaseLeftBehind, .keyReleaseCleanupFailed, .cleanupRefused:
             .warning
@@ -43,6 +45,7 @@ enum WorkloadEvent: Sendable, Equatable {
         case .releasePolicyCleanedUp: "ReleasePolicyCleanedUp"
         case .keyReleaseCleanupFailed: "KeyReleaseCleanupFailed"
         case .childDeleted: "ChildDeleted"
+        case .resourcePolicyUpdated: "ResourcePolicyUpdated"
         }
     }
 
@@ -70,6 +73,10 @@ enum WorkloadEvent: Sendable, Equatable {
             "cleaning up the release policy of \(keyID): \(message)"
         case .childDeleted(let kind, let name, let feature):
             "deleted \(kind) \(name): \(feature) is no longer in the spec"
+        case .resourcePolicyUpdated(let kbs, let digests):
+            digests.isEmpty
+                ? "withdrew this workload's resources from the resource policy of \(kbs)"
+                : "the resource policy of \(kbs) releases this workload's resources to initdata \(digests.count == 1 ? "digest" : "digests") \(digests.joined(separator: ", "))"
         }
     }
 

@@ -21,7 +21,8 @@ public final class WorkloadReconciler: Reconciler {
     let events: WorkloadEventSink
     let metrics: OperatorMetrics?
     let memories = WorkloadMemories()
-    let keyRelease: any KeyReleaseBackend
+    /// Key Vault (AKS) and the Trustee KBS (CoCo): each answers for the workloads it serves.
+    let keyReleases: [any KeyReleaseBackend]
     private let serverSupportsNativeSidecars = Mutex<Bool?>(nil)
 
     /// How often a workload with a Provided policy re-reads its ConfigMap (which cwo does not watch).
@@ -29,7 +30,7 @@ public final class WorkloadReconciler: Reconciler {
 
     public init(
         client: KubeClient, caches: WorkloadCaches, logger: Logger, events: EventRecorder? = nil, metrics: OperatorMetrics? = nil,
-        keyRelease: KeyReleaseManager? = nil, now: @escaping @Sendable () -> String = { StatusBuilder.timestamp() }
+        keyRelease: KeyReleaseManager? = nil, kbs: KBSBroker? = nil, now: @escaping @Sendable () -> String = { StatusBuilder.timestamp() }
     ) {
         self.client = client
         self.caches = caches
@@ -37,9 +38,13 @@ public final class WorkloadReconciler: Reconciler {
         self.events = WorkloadEventSink(recorder: events)
         self.metrics = metrics
         self.now = now
-        self.keyRelease = KeyVaultRelease(
+        let keyVault = KeyVaultRelease(
             manager: keyRelease ?? KeyReleaseManager(unavailable: "cwo runs without Key Vault access"), memories: memories, events: self.events,
             client: client)
+        let trustee = TrusteeRelease(
+            broker: kbs ?? KBSBroker(unmanaged: "cwo runs without a managed KBS (cwo run --kbs-url, --kbs-admin-key)"), caches: caches,
+            memories: memories, events: self.events, client: client, resync: keyRelease?.options.resync ?? .seconds(600))
+        self.keyReleases = [keyVault, trustee]
     }
 
     public func reconcile(_ key: ObjectKey) async throws -> ReconcileResult {
@@ -51,7 +56,9 @@ public final class WorkloadReconciler: Reconciler {
         var logger = self.logger
         logger[metadataKey: "workload"] = "\(key)"
         if workload.metadata.deletionTimestamp != nil {
-            return try await keyRelease.finalize(workload, key: key, logger: logger)
+            var result = ReconcileResult.done
+            for backend in keyReleases { result = result.sooner(try await backend.finalize(workload, key: key, logger: logger)) }
+            return result
         }
 
         let (context, refresh) = try await buildContext(workload, key: key)
@@ -68,7 +75,11 @@ public final class WorkloadReconciler: Reconciler {
         case .success(let state):
             warnings = state.spec.warnings
             try await reconcileBindings(workload, state: state, key: key, logger: logger)
-            let release = try await keyRelease.sync(workload, key: key, state: state, logger: logger)
+            var release: KeyReleaseOutcome?
+            for backend in keyReleases {
+                // Every backend runs: one that no longer serves the workload cleans up after itself.
+                if let outcome = try await backend.sync(workload, key: key, state: state, logger: logger) { release = outcome }
+            }
             if let release { result = result.sooner(.requeue(after: release.recheck)) }
             let (deployment, keyReleaseCondition) = try await reconcileDeployment(
                 workload, state: state, context: context, release: release, key: key, logger: logger)
@@ -217,12 +228,15 @@ public final class WorkloadReconciler: Reconciler {
         let live = cached?.comparable
         var condition = release?.condition
         if let release, !release.allowsNewHash {
-            // Key Vault must allow the new hash before the Deployment carries it.
-            let liveHash = live?[path: ["spec", "template", "metadata", "annotations", AgentPolicy.hashAnnotationKey]]?.stringValue
-            if liveHash != state.policy.hash {
+            // The key broker must allow the new measurement before the Deployment carries it.
+            let (annotation, what, broker) = state.initData == nil
+                ? (AgentPolicy.hashAnnotationKey, "policy", "Key Vault") : (InitData.digestAnnotation, "initdata", "the KBS")
+            let measured = state.allowedHashes.first ?? ""
+            let liveHash = live?[path: ["spec", "template", "metadata", "annotations", annotation]]?.stringValue
+            if liveHash != measured {
                 condition?.message += cached == nil
-                    ? "; the Deployment is not created until Key Vault allows policy \(state.policy.hash)"
-                    : "; rollout held: the Deployment keeps policy \(liveHash ?? "(none)") until Key Vault allows \(state.policy.hash)"
+                    ? "; the Deployment is not created until \(broker) allows \(what) \(measured)"
+                    : "; rollout held: the Deployment keeps \(what) \(liveHash ?? "(none)") until \(broker) allows \(measured)"
                 return (cached, condition)
             }
         }
@@ -316,7 +330,12 @@ extension Observation {
             let tee = state.spec.coco?.tee ?? .snp
             teeRegister = initData.register(tee).map { TEERegister(tee: tee.rawValue, name: $0.name, value: InitData.hex($0.value)) }
         }
-        if let keyVault = state.spec.keyVault {
+        if let kbs = state.spec.kbs {
+            var status = KeyReleaseStatus(allowedHashes: state.allowedHashes, configMapName: nil, keyID: kbs.url)
+            status.resources = kbs.resources.map(\.path)
+            status.publishedHashes = release?.publishedHashes
+            keyRelease = status
+        } else if let keyVault = state.spec.keyVault {
             var status = KeyReleaseStatus(
                 allowedHashes: state.allowedHashes, configMapName: KeyVaultBuilder.configMapName(workload: workload), keyID: keyVault.keyID,
                 releasePolicy: keyVault.releasePolicy.rawValue)
