@@ -1,6 +1,7 @@
 import CompressNIO
 import Crypto
 import Foundation
+import KubernetesClient
 import NIOCore
 
 /// The initdata document of a CoCo pod: the agent policy and the guest's attestation configuration,
@@ -109,19 +110,7 @@ enum TOML {
             // A newline right after the opening quotes is trimmed by TOML: the text starts on the next line.
             return "'''\n" + text + "'''"
         }
-        var quoted = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": quoted += "\\\""
-            case "\\": quoted += "\\\\"
-            case "\n": quoted += "\\n"
-            case "\t": quoted += "\\t"
-            case "\r": quoted += "\\r"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
-                quoted += String(format: "\\u%04X", scalar.value)
-            default: quoted.unicodeScalars.append(scalar)
-            }
-        }
-        return quoted + "\""
+        // TOML's basic strings escape as JSON's do, and DEL besides.
+        return JSONValue.string(text).compactJSON.replacingOccurrences(of: "\u{7F}", with: "\\u007F")
     }
 }
