@@ -35,13 +35,14 @@ struct InitDataTests {
     @Test(arguments: CoCoSettings.Algorithm.allCases)
     func theDocumentParsesRoundTripsAndItsDigestIsTheCommands(_ algorithm: CoCoSettings.Algorithm) async throws {
         let initData = InitData(
-            policy: Self.policy, kbs: ("https://kbs.example:8080", Self.certificate), extra: ["extra.txt": "it's ''' here"], algorithm: algorithm)
+            policy: Self.policy, kbs: ("https://kbs.example:8080", Self.certificate), extra: ["extra.txt": "it's ''' here", "control": "a\u{7F}b\u{01}c\r\n"], algorithm: algorithm)
         let (toml, parsed) = try await decoded(initData)
         #expect(toml == initData.document, "the gzip holds exactly the measured bytes")
         #expect(parsed["version"] == "0.1.0")
         #expect(parsed["algorithm"] == .string(algorithm.rawValue))
         #expect(parsed[path: ["data", "policy.rego"]] == .string(Self.policy))
         #expect(parsed[path: ["data", "extra.txt"]] == "it's ''' here")
+        #expect(parsed[path: ["data", "control"]] == "a\u{7F}b\u{01}c\r\n")
         // The guest's own configurations are TOML too.
         let aa = try scratch(parsed[path: ["data", "aa.toml"]]?.stringValue ?? "", "aa")
         let cdh = try scratch(parsed[path: ["data", "cdh.toml"]]?.stringValue ?? "", "cdh")
