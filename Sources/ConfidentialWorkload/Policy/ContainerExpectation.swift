@@ -1,0 +1,229 @@
+import KubernetesClient
+
+/// What the agent must see when the runtime creates one container of the pod, read from the final pod
+/// template: `policy_data.containers[i]`, the facts the Rego rules compare a CreateContainer request with.
+struct ContainerExpectation {
+    let template: JSONValue
+    let settings: PolicySettings
+    let workloadIdentity: Bool
+    let namespace: String
+    /// The regular expression every pod name of the workload matches.
+    let podName: String
+
+    var podSpec: JSONValue { template["spec"] ?? [:] }
+
+    /// The pause container: the sandbox's first container, the same in every pod but for the pod's user,
+    /// sysctls and seccomp.
+    var pause: JSONValue {
+        let user = podUser(container: [:], defaultID: 65535)
+        return common(user: user, seccomp: podSeccomp).adding([
+            "cri_type": "sandbox", "kata_type": "pod_sandbox", "name": "",
+            "images": [], "pull_sources": RuntimeFacts.strings([RuntimeFacts.pauseImageSource]),
+            "args": RuntimeFacts.strings(["/pause"]), "args_tail": [],
+            "env": RuntimeFacts.strings(RuntimeFacts.pauseEnv), "env_names": [], "env_sources": [], "env_from_prefixes": [],
+            "platform_env": [], "image_env_names": [],
+            "cwd": "/", "no_new_privileges": true, "terminal": false, "readonly_root": true,
+            "capabilities": capabilities(privileged: false, add: [], drop: []),
+            "devices": [], "storages": [], "exec": [],
+            "mounts": .array(RuntimeFacts.systemMounts(privileged: false) + [
+                RuntimeFacts.mount("/etc/resolv.conf", type: "bind", source: RuntimeFacts.copiedFile("resolv.conf"),
+                                   options: ["rbind", "ro", "nosuid", "nodev", "noexec"]),
+            ]),
+        ])
+    }
+
+    /// A container of the template (init containers included).
+    func container(_ container: JSONValue) -> JSONValue {
+        let security = container["securityContext"] ?? [:]
+        let privileged = security["privileged"]?.boolValue ?? false
+        let command = stringList(container["command"])
+        let args = stringList(container["args"]) ?? []
+        let terminal = container["tty"]?.boolValue ?? false
+        let environment = Environment(container: container, template: template, namespace: namespace, podName: podName)
+        let mounts = volumeMounts(container, privileged: privileged)
+        var platformEnv = RuntimeFacts.platformEnv + (workloadIdentity ? RuntimeFacts.workloadIdentityEnv : [])
+        if terminal { platformEnv.append("^TERM=xterm$") }
+        return common(user: podUser(container: security, defaultID: 0), seccomp: seccomp(security["seccompProfile"]) ?? podSeccomp).adding([
+            "cri_type": "container", "kata_type": "pod_container",
+            "name": .string(container["name"]?.stringValue ?? ""),
+            "images": RuntimeFacts.strings(PolicyBuilder.imageNames(container["image"]?.stringValue ?? "")),
+            "pull_sources": RuntimeFacts.strings(PolicyBuilder.imageNames(container["image"]?.stringValue ?? "").map { "^" + RuntimeFacts.escape($0) + "$" }),
+            "args": command.map { RuntimeFacts.strings($0 + args) } ?? .null,
+            "args_tail": RuntimeFacts.strings(command == nil ? args : []),
+            "env": RuntimeFacts.strings(environment.literals),
+            "env_names": RuntimeFacts.strings(environment.names),
+            "env_sources": .array(environment.sources.map { ["name": .string($0.name), "value": .string($0.pattern)] }),
+            "env_from_prefixes": RuntimeFacts.strings(environment.prefixes),
+            "platform_env": RuntimeFacts.strings(platformEnv),
+            "image_env_names": RuntimeFacts.strings(Array(Set(settings.imageEnvVars + settings.allowedEnvVars)).sorted()),
+            "cwd": .string(container["workingDir"]?.stringValue ?? "/"),
+            "no_new_privileges": .bool(security["allowPrivilegeEscalation"]?.boolValue == false && !privileged),
+            "terminal": .bool(terminal),
+            "readonly_root": .bool(security["readOnlyRootFilesystem"]?.boolValue ?? false),
+            "capabilities": capabilities(
+                privileged: privileged,
+                add: stringList(security[path: ["capabilities", "add"]]) ?? [],
+                drop: stringList(security[path: ["capabilities", "drop"]]) ?? []),
+            "devices": RuntimeFacts.strings((container["volumeDevices"]?.arrayValue ?? []).compactMap { $0["devicePath"]?.stringValue }),
+            "storages": .array(mounts.storages),
+            "mounts": .array(mounts.mounts),
+            "exec": .array(execCommands(container).map { RuntimeFacts.strings($0) }),
+        ])
+    }
+
+    /// What the pause container and the template's containers share: user, namespaces, sysctls, seccomp, AppArmor.
+    private func common(user: (uid: Int, gid: Int, groups: [Int]), seccomp: Bool) -> [String: JSONValue] {
+        var sysctls = RuntimeFacts.sysctls
+        for sysctl in podSpec[path: ["securityContext", "sysctls"]]?.arrayValue ?? [] {
+            guard let name = sysctl["name"]?.stringValue, let value = sysctl["value"] else { continue }
+            sysctls[name] = value.stringValue ?? value.doubleValue.map { JSONValue.canonical($0) } ?? ""
+        }
+        return [
+            "uid": .number(Double(user.uid)), "gid": .number(Double(user.gid)),
+            "additional_gids": .array(user.groups.map { .number(Double($0)) }),
+            "namespaces": RuntimeFacts.strings(["ipc", "uts", "mount"]),
+            "sysctls": .object(sysctls.mapValues { .string($0) }),
+            "seccomp": .bool(seccomp),
+            // containerd's default profile where the node has AppArmor, none where it has not.
+            "apparmor_profiles": RuntimeFacts.strings(["", "cri-containerd.apparmor.d"]),
+        ]
+    }
+
+    /// UID, GID and the additional GIDs: the primary group, `fsGroup` and `supplementalGroups`.
+    private func podUser(container security: JSONValue, defaultID: Int) -> (uid: Int, gid: Int, groups: [Int]) {
+        let pod = podSpec["securityContext"] ?? [:]
+        let uid = security["runAsUser"]?.intValue ?? pod["runAsUser"]?.intValue ?? defaultID
+        let gid = security["runAsGroup"]?.intValue ?? pod["runAsGroup"]?.intValue ?? defaultID
+        let extra = [pod["fsGroup"]?.intValue].compactMap { $0 } + (pod["supplementalGroups"]?.arrayValue ?? []).compactMap(\.intValue)
+        return (uid, gid, Array(Set([gid] + extra)).sorted())
+    }
+
+    private var podSeccomp: Bool { seccomp(podSpec[path: ["securityContext", "seccompProfile"]]) ?? false }
+
+    /// Whether a seccomp profile applies (RuntimeDefault or Localhost); nil when the template does not say.
+    private func seccomp(_ profile: JSONValue?) -> Bool? {
+        guard let type = profile?["type"]?.stringValue else { return nil }
+        return type != "Unconfined"
+    }
+
+    private func capabilities(privileged: Bool, add: [String], drop: [String]) -> JSONValue {
+        let normalized = { (names: [String]) in Set(names.map { $0.hasPrefix("CAP_") ? $0 : "CAP_" + $0 }) }
+        var granted = Set(privileged ? RuntimeFacts.allCapabilities : RuntimeFacts.defaultCapabilities).union(normalized(add))
+        if drop.contains("ALL") { granted = normalized(add) } else { granted.subtract(normalized(drop)) }
+        if privileged { granted = Set(RuntimeFacts.allCapabilities) }
+        let list = RuntimeFacts.strings(granted.sorted())
+        return ["Ambient": [], "Inheritable": [], "Bounding": list, "Effective": list, "Permitted": list]
+    }
+
+    /// The container's mounts (runtime ones, /etc files, volumes) and the storages its volumes need.
+    private func volumeMounts(_ container: JSONValue, privileged: Bool) -> (mounts: [JSONValue], storages: [JSONValue]) {
+        let readWrite = ["rbind", "rprivate", "rw"]
+        var mounts = RuntimeFacts.systemMounts(privileged: privileged) + [
+            RuntimeFacts.mount("/sys/fs/cgroup", type: "cgroup", source: "^cgroup$",
+                               options: ["nosuid", "noexec", "nodev", "relatime", privileged ? "rw" : "ro"]),
+            RuntimeFacts.mount("/etc/hosts", type: "bind", source: RuntimeFacts.copiedFile("hosts"), options: readWrite),
+            RuntimeFacts.mount("/etc/hostname", type: "bind", source: RuntimeFacts.copiedFile("hostname"), options: readWrite),
+            RuntimeFacts.mount("/etc/resolv.conf", type: "bind", source: RuntimeFacts.copiedFile("resolv.conf"), options: readWrite),
+        ]
+        let terminationLog = container["terminationMessagePath"]?.stringValue ?? "/dev/termination-log"
+        mounts.append(RuntimeFacts.mount(terminationLog, type: "bind", source: RuntimeFacts.copiedFile("termination-log"), options: readWrite))
+        if podSpec["automountServiceAccountToken"]?.boolValue != false {
+            mounts.append(RuntimeFacts.mount("/var/run/secrets/kubernetes.io/serviceaccount", type: "bind",
+                                             source: RuntimeFacts.copiedFile("serviceaccount"), options: ["rbind", "rprivate", "ro"]))
+        }
+        if workloadIdentity {
+            mounts.append(RuntimeFacts.mount("/var/run/secrets/azure/tokens", type: "bind",
+                                             source: RuntimeFacts.copiedFile("azure-tokens"), options: ["rbind", "rprivate", "ro"]))
+        }
+        var volumes: [String: JSONValue] = [:]
+        for volume in podSpec["volumes"]?.arrayValue ?? [] {
+            if let name = volume["name"]?.stringValue { volumes[name] = volume }
+        }
+        var storages: [JSONValue] = []
+        for volumeMount in container["volumeMounts"]?.arrayValue ?? [] {
+            guard let name = volumeMount["name"]?.stringValue, let destination = volumeMount["mountPath"]?.stringValue,
+                  let volume = volumes[name] else { continue }
+            let options = ["rbind", "rprivate", volumeMount["readOnly"]?.boolValue == true ? "ro" : "rw"]
+            if volume["emptyDir"] != nil {
+                // An encrypted block device per mount, formatted in the guest; the mount binds its mount point.
+                mounts.append(RuntimeFacts.mount(destination, type: "bind", source: #"^/run/kata-containers/sandbox/storage/[A-Za-z0-9_-]+=*$"#, options: options))
+                storages.append([
+                    "driver": "blk", "driver_options": RuntimeFacts.strings(["encryption_key=ephemeral", "create_filesystem"]),
+                    "source": #"^[0-9a-f]{2}(/[0-9a-f]{2})?$"#, "fstype": "ext4", "options": [], "shared": true, "fs_group": fsGroup,
+                ])
+            } else {
+                // ConfigMap, Secret, projected, downward API: files the runtime copies in, named after the volume.
+                mounts.append(RuntimeFacts.mount(destination, type: "bind", source: RuntimeFacts.copiedFile(name), options: options))
+            }
+        }
+        return (mounts, storages)
+    }
+
+    /// The group the runtime gives volumes (`fsGroup`, changed always): the storage's `fs_group`.
+    private var fsGroup: JSONValue {
+        guard let group = podSpec[path: ["securityContext", "fsGroup"]]?.intValue else { return .null }
+        let onRootMismatch = podSpec[path: ["securityContext", "fsGroupChangePolicy"]]?.stringValue == "OnRootMismatch"
+        return ["group_id": .number(Double(group)), "group_change_policy": onRootMismatch ? 1 : 0]
+    }
+
+    /// Commands of exec probes and exec lifecycle hooks.
+    private func execCommands(_ container: JSONValue) -> [[String]] {
+        let paths = ["livenessProbe", "readinessProbe", "startupProbe"].map { [$0, "exec", "command"] }
+            + ["postStart", "preStop"].map { ["lifecycle", $0, "exec", "command"] }
+        return paths.compactMap { stringList(container[path: $0]) }
+    }
+}
+
+func stringList(_ value: JSONValue?) -> [String]? { value?.arrayValue?.compactMap(\.stringValue) }
+
+/// A container's environment as the template declares it.
+struct Environment {
+    /// `NAME=value` of literal variables.
+    var literals: [String] = []
+    /// Every name the template sets (literal or from a source): no other rule may allow these names.
+    var names: [String] = []
+    /// Variables whose value comes from elsewhere, with the shape of that value.
+    var sources: [(name: String, pattern: String)] = []
+    /// `envFrom` prefixes: any variable with one of them.
+    var prefixes: [String] = []
+
+    init(container: JSONValue, template: JSONValue, namespace: String, podName: String) {
+        for variable in container["env"]?.arrayValue ?? [] {
+            guard let name = variable["name"]?.stringValue else { continue }
+            names.append(name)
+            if let source = variable["valueFrom"], !source.isNull {
+                sources.append((name, Self.pattern(of: source, template: template, namespace: namespace, podName: podName)))
+            } else {
+                literals.append("\(name)=\(variable["value"]?.stringValue ?? "")")
+            }
+        }
+        for source in container["envFrom"]?.arrayValue ?? [] {
+            prefixes.append(RuntimeFacts.escape(source["prefix"]?.stringValue ?? ""))
+        }
+    }
+
+    /// The values a `valueFrom` can have: exact where the template knows it, otherwise its shape.
+    static func pattern(of source: JSONValue, template: JSONValue, namespace: String, podName: String) -> String {
+        guard let field = source[path: ["fieldRef", "fieldPath"]]?.stringValue else {
+            // Secret and ConfigMap keys hold anything; resource fields are numbers.
+            return source["resourceFieldRef"] != nil ? "^[0-9]+$" : "(?s)^.*$"
+        }
+        let exact = { (value: String) in "^" + RuntimeFacts.escape(value) + "$" }
+        for (prefix, key) in [("metadata.labels['", "labels"), ("metadata.annotations['", "annotations")] where field.hasPrefix(prefix) {
+            let name = String(field.dropFirst(prefix.count).dropLast(2))
+            return exact(template[path: ["metadata", key, name]]?.stringValue ?? "")
+        }
+        switch field {
+        case "metadata.name": return podName
+        case "metadata.namespace": return exact(namespace)
+        case "metadata.uid": return "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+        case "spec.serviceAccountName": return exact(template[path: ["spec", "serviceAccountName"]]?.stringValue ?? "default")
+        case "spec.nodeName": return #"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"#
+        default: return #"^[0-9A-Fa-f.:,]+$"# // status.podIP(s), status.hostIP(s)
+        }
+    }
+}
+
+extension Dictionary where Key == String, Value == JSONValue {
+    func adding(_ other: [String: JSONValue]) -> JSONValue { .object(merging(other) { $1 }) }
+}
