@@ -114,6 +114,12 @@ struct Render: ParsableCommand {
 
 struct Policy: ParsableCommand {
     static let configuration = CommandConfiguration(
+        abstract: "Print a workload's confidential artifacts, or explain the policy's verdict on an agent request.",
+        subcommands: [Show.self, Explain.self], defaultSubcommand: Show.self)
+}
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
         abstract: "Print one confidential artifact of each workload: the Rego policy, its annotation value, its hash, or the Key Vault release policy.")
 
     enum Output: String, ExpressibleByArgument, CaseIterable {

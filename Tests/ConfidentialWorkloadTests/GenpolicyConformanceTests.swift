@@ -10,13 +10,12 @@ import Testing
 struct GenpolicyConformanceTests {
     /// Cases cwo cannot agree on yet, by `<directory>#<index>`, with the reason.
     static let disagreements: [String: String] = [
+        // Also: its sandbox id is not the one the pod's pause container (case #0) pinned.
         "createcontainer/security_context/runas#1": imageConfig + " (its env REDIS_PORT, WORKDIR /data, VOLUMEs /data and /node-conf)",
         "createcontainer/security_context/supplemental_groups#0": imageConfig + " (its env REDIS_PORT, WORKDIR /data, VOLUMEs /data and /node-conf)",
         "createcontainer/volumes/container_image#0": imageConfig + " (its env REDIS_PORT, WORKDIR /data, VOLUMEs /data and /node-conf)",
-        "createcontainer/gpu_vfio_cdi#0": gpu, "createcontainer/gpu_vfio_cdi#8": gpu, "createcontainer/gpu_vfio_cdi#10": gpu,
     ]
     static let imageConfig = "needs the image config from a registry"
-    static let gpu = "GPU passthrough (VFIO devices and CDI annotations) is not described by cwo's policy yet: the pod's GPUs are denied"
 
     /// `shared/peer/genpolicy`: $CWO_SHARED_DIR/peer/genpolicy, or the first `shared/peer/genpolicy` found
     /// walking up from this file (CI has `shared/` beside the clone).
@@ -108,11 +107,14 @@ struct GenpolicyConformanceTests {
 /// by both engines. The base is genpolicy's allowed request for a Deployment's container pulled in the guest.
 @Suite("Mutated CreateContainer requests")
 struct PolicyMutationTests {
-    typealias Mutation = (inout JSONValue) -> Void
+    typealias Mutation = @Sendable (inout JSONValue) -> Void
 
     static func setProcess(_ key: String, _ value: JSONValue) -> Mutation { { $0["OCI"]?["Process"]?[key] = value } }
     static func addCapability(_ set: String) -> Mutation {
-        { $0["OCI"]?["Process"]?["Capabilities"]?[set] = .array(($0[path: ["OCI", "Process", "Capabilities", set]]?.arrayValue ?? []) + ["CAP_SYS_ADMIN"]) }
+        { request in
+            let granted = request[path: ["OCI", "Process", "Capabilities", set]]?.arrayValue ?? []
+            request["OCI"]?["Process"]?["Capabilities"]?[set] = .array(granted + ["CAP_SYS_ADMIN"])
+        }
     }
     static func append(_ path: [String], _ value: JSONValue) -> Mutation {
         { request in
@@ -150,7 +152,8 @@ struct PolicyMutationTests {
         ("no-new-privileges", setProcess("NoNewPrivileges", true)),
         ("read-only root", { $0["OCI"]?["Root"]?["Readonly"] = true }),
         ("dropped mount namespace", { request in
-            request["OCI"]?["Linux"]?["Namespaces"] = .array((request[path: ["OCI", "Linux", "Namespaces"]]?.arrayValue ?? []).filter { $0["Type"] != "mount" })
+            let namespaces = request[path: ["OCI", "Linux", "Namespaces"]]?.arrayValue ?? []
+            request["OCI"]?["Linux"]?["Namespaces"] = .array(namespaces.filter { $0["Type"] != "mount" })
         }),
         ("shared sandbox pid namespace", { $0["sandbox_pidns"] = true }),
         ("kernel.core_pattern sysctl", { $0["OCI"]?["Linux"]?["Sysctl"] = ["kernel.core_pattern": "|/bin/sh"] }),
@@ -185,6 +188,18 @@ struct PolicyMutationTests {
             for (name, verdict) in zip(names, verdicts).dropFirst() {
                 #expect(verdict == false, "\(engine): \(name) was not denied: \(verdict)")
             }
+        }
+    }
+
+    @Test func explainNamesTheFailingCheck() async throws {
+        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
+        let directory = try #require(try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/execprocessdeployment" })
+        var request = try #require(directory.cases.first).request
+        Self.addCapability("Effective")(&request)
+        let failed = try await AgentSimulator.failedChecks(policy: directory.policy.text, endpoint: "CreateContainerRequest", input: request,
+                                                           protos: suite.appendingPathComponent("protos").path)
+        for engine in AgentSimulator.engines {
+            #expect(failed[engine] == ["all five capability sets"], "\(engine)")
         }
     }
 }

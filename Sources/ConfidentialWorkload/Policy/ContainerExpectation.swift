@@ -15,20 +15,14 @@ struct ContainerExpectation {
     /// The pause container: the sandbox's first container, the same in every pod but for the pod's user,
     /// sysctls and seccomp.
     var pause: JSONValue {
-        let user = podUser(container: [:], defaultID: 65535)
-        return common(user: user, seccomp: podSeccomp).adding([
-            "cri_type": "sandbox", "kata_type": "pod_sandbox", "name": "",
+        user(podUser(container: [:], defaultID: 65535)).adding([
+            "cri_type": "sandbox", "kata_type": "pod_sandbox", "name": "", "seccomp": .bool(podSeccomp),
             "images": [], "pull_sources": RuntimeFacts.strings([RuntimeFacts.pauseImageSource]),
             "args": RuntimeFacts.strings(["/pause"]), "args_tail": [],
             "env": RuntimeFacts.strings(RuntimeFacts.pauseEnv), "env_names": [], "env_sources": [], "env_from_prefixes": [],
-            "platform_env": [], "image_env_names": [],
             "cwd": "/", "no_new_privileges": true, "terminal": false, "readonly_root": true,
             "capabilities": capabilities(privileged: false, add: [], drop: []),
-            "devices": [], "storages": [], "exec": [],
-            "mounts": .array(RuntimeFacts.systemMounts(privileged: false) + [
-                RuntimeFacts.mount("/etc/resolv.conf", type: "bind", source: RuntimeFacts.copiedFile("resolv.conf"),
-                                   options: ["rbind", "ro", "nosuid", "nodev", "noexec"]),
-            ]),
+            "devices": [], "gpus": 0, "storages": [], "exec": [], "runtime_mounts": "sandbox", "mounts": [],
         ])
     }
 
@@ -40,11 +34,9 @@ struct ContainerExpectation {
         let args = stringList(container["args"]) ?? []
         let terminal = container["tty"]?.boolValue ?? false
         let environment = Environment(container: container, template: template, namespace: namespace, podName: podName)
-        let mounts = volumeMounts(container, privileged: privileged)
-        var platformEnv = RuntimeFacts.platformEnv + (workloadIdentity ? RuntimeFacts.workloadIdentityEnv : [])
-        if terminal { platformEnv.append("^TERM=xterm$") }
-        return common(user: podUser(container: security, defaultID: 0), seccomp: seccomp(security["seccompProfile"]) ?? podSeccomp).adding([
-            "cri_type": "container", "kata_type": "pod_container",
+        let mounts = volumeMounts(container)
+        return user(podUser(container: security, defaultID: 0)).adding([
+            "cri_type": "container", "kata_type": "pod_container", "seccomp": .bool(seccomp(security["seccompProfile"]) ?? podSeccomp),
             "name": .string(container["name"]?.stringValue ?? ""),
             "images": RuntimeFacts.strings(PolicyBuilder.imageNames(container["image"]?.stringValue ?? "")),
             "pull_sources": RuntimeFacts.strings(PolicyBuilder.imageNames(container["image"]?.stringValue ?? "").map { "^" + RuntimeFacts.escape($0) + "$" }),
@@ -54,8 +46,6 @@ struct ContainerExpectation {
             "env_names": RuntimeFacts.strings(environment.names),
             "env_sources": .array(environment.sources.map { ["name": .string($0.name), "value": .string($0.pattern)] }),
             "env_from_prefixes": RuntimeFacts.strings(environment.prefixes),
-            "platform_env": RuntimeFacts.strings(platformEnv),
-            "image_env_names": RuntimeFacts.strings(Array(Set(settings.imageEnvVars + settings.allowedEnvVars)).sorted()),
             "cwd": .string(container["workingDir"]?.stringValue ?? "/"),
             "no_new_privileges": .bool(security["allowPrivilegeEscalation"]?.boolValue == false && !privileged),
             "terminal": .bool(terminal),
@@ -64,29 +54,32 @@ struct ContainerExpectation {
                 privileged: privileged,
                 add: stringList(security[path: ["capabilities", "add"]]) ?? [],
                 drop: stringList(security[path: ["capabilities", "drop"]]) ?? []),
+            "gpus": .number(Double(gpus(container))),
             "devices": RuntimeFacts.strings((container["volumeDevices"]?.arrayValue ?? []).compactMap { $0["devicePath"]?.stringValue }),
             "storages": .array(mounts.storages),
+            "runtime_mounts": privileged ? "privileged" : "container",
             "mounts": .array(mounts.mounts),
             "exec": .array(execCommands(container).map { RuntimeFacts.strings($0) }),
         ])
     }
 
-    /// What the pause container and the template's containers share: user, namespaces, sysctls, seccomp, AppArmor.
-    private func common(user: (uid: Int, gid: Int, groups: [Int]), seccomp: Bool) -> [String: JSONValue] {
+    private func user(_ user: (uid: Int, gid: Int, groups: [Int])) -> [String: JSONValue] {
+        ["uid": .number(Double(user.uid)), "gid": .number(Double(user.gid)), "additional_gids": .array(user.groups.map { .number(Double($0)) })]
+    }
+
+    /// Sysctls of every container: the runtime's and the template's `securityContext.sysctls`.
+    var sysctls: JSONValue {
         var sysctls = RuntimeFacts.sysctls
         for sysctl in podSpec[path: ["securityContext", "sysctls"]]?.arrayValue ?? [] {
             guard let name = sysctl["name"]?.stringValue, let value = sysctl["value"] else { continue }
             sysctls[name] = value.stringValue ?? value.doubleValue.map { JSONValue.canonical($0) } ?? ""
         }
-        return [
-            "uid": .number(Double(user.uid)), "gid": .number(Double(user.gid)),
-            "additional_gids": .array(user.groups.map { .number(Double($0)) }),
-            "namespaces": RuntimeFacts.strings(["ipc", "uts", "mount"]),
-            "sysctls": .object(sysctls.mapValues { .string($0) }),
-            "seccomp": .bool(seccomp),
-            // containerd's default profile where the node has AppArmor, none where it has not.
-            "apparmor_profiles": RuntimeFacts.strings(["", "cri-containerd.apparmor.d"]),
-        ]
+        return .object(sysctls.mapValues { .string($0) })
+    }
+
+    /// Variables the platform injects, as regular expressions over `NAME=value`.
+    var platformEnv: JSONValue {
+        RuntimeFacts.strings(RuntimeFacts.platformEnv + (workloadIdentity ? RuntimeFacts.workloadIdentityEnv : []))
     }
 
     /// UID, GID and the additional GIDs: the primary group, `fsGroup` and `supplementalGroups`.
@@ -111,20 +104,14 @@ struct ContainerExpectation {
         var granted = Set(privileged ? RuntimeFacts.allCapabilities : RuntimeFacts.defaultCapabilities).union(normalized(add))
         if drop.contains("ALL") { granted = normalized(add) } else { granted.subtract(normalized(drop)) }
         if privileged { granted = Set(RuntimeFacts.allCapabilities) }
-        let list = RuntimeFacts.strings(granted.sorted())
-        return ["Ambient": [], "Inheritable": [], "Bounding": list, "Effective": list, "Permitted": list]
+        return RuntimeFacts.strings(granted.sorted())
     }
 
-    /// The container's mounts (runtime ones, /etc files, volumes) and the storages its volumes need.
-    private func volumeMounts(_ container: JSONValue, privileged: Bool) -> (mounts: [JSONValue], storages: [JSONValue]) {
+    /// The container's own mounts (termination log, tokens, volumes; the runtime's are in `policy_data.runtime`)
+    /// and the storages its volumes need.
+    private func volumeMounts(_ container: JSONValue) -> (mounts: [JSONValue], storages: [JSONValue]) {
         let readWrite = ["rbind", "rprivate", "rw"]
-        var mounts = RuntimeFacts.systemMounts(privileged: privileged) + [
-            RuntimeFacts.mount("/sys/fs/cgroup", type: "cgroup", source: "^cgroup$",
-                               options: ["nosuid", "noexec", "nodev", "relatime", privileged ? "rw" : "ro"]),
-            RuntimeFacts.mount("/etc/hosts", type: "bind", source: RuntimeFacts.copiedFile("hosts"), options: readWrite),
-            RuntimeFacts.mount("/etc/hostname", type: "bind", source: RuntimeFacts.copiedFile("hostname"), options: readWrite),
-            RuntimeFacts.mount("/etc/resolv.conf", type: "bind", source: RuntimeFacts.copiedFile("resolv.conf"), options: readWrite),
-        ]
+        var mounts: [JSONValue] = []
         let terminationLog = container["terminationMessagePath"]?.stringValue ?? "/dev/termination-log"
         mounts.append(RuntimeFacts.mount(terminationLog, type: "bind", source: RuntimeFacts.copiedFile("termination-log"), options: readWrite))
         if podSpec["automountServiceAccountToken"]?.boolValue != false {
@@ -164,6 +151,12 @@ struct ContainerExpectation {
         guard let group = podSpec[path: ["securityContext", "fsGroup"]]?.intValue else { return .null }
         let onRootMismatch = podSpec[path: ["securityContext", "fsGroupChangePolicy"]]?.stringValue == "OnRootMismatch"
         return ["group_id": .number(Double(group)), "group_change_policy": onRootMismatch ? 1 : 0]
+    }
+
+    /// GPUs passed through to the container (`nvidia.com/pgpu` in its limits).
+    private func gpus(_ container: JSONValue) -> Int {
+        let limit = container[path: ["resources", "limits", "nvidia.com/pgpu"]]
+        return limit?.intValue ?? limit?.stringValue.flatMap { Int($0) } ?? 0
     }
 
     /// Commands of exec probes and exec lifecycle hooks.

@@ -67,6 +67,9 @@ public enum PolicyBuilder {
             "sandbox_name": .string(pods.pattern),
             "share_process_namespace": .bool(podSpec["shareProcessNamespace"]?.boolValue ?? false),
             "containers": .array([expectation.pause] + containers.map(expectation.container)),
+            "sysctls": expectation.sysctls,
+            "platform_env": expectation.platformEnv,
+            "image_env_names": RuntimeFacts.strings(Array(Set(settings.imageEnvVars + settings.allowedEnvVars)).sorted()),
             "exec": .array(settings.execCommands.filter { seen.insert($0).inserted }.map { RuntimeFacts.strings($0) }),
             "logs": .bool(settings.logs),
             "runtime": RuntimeFacts.policyData,
@@ -82,9 +85,9 @@ public enum PolicyBuilder {
         if !unpinned.isEmpty {
             limits.append("the image entrypoint is not pinned for containers without command (only their args are): \(unpinned.joined(separator: ", "))")
         }
-        let names = Array(Set(settings.imageEnvVars + settings.allowedEnvVars)).sorted()
+        let names = Set(settings.imageEnvVars + settings.allowedEnvVars)
         if !names.isEmpty {
-            limits.append("variables the image config may set are allowed by name with any value: \(names.joined(separator: ", "))")
+            limits.append("the \(names.count) variable names of policy.imageEnvVars and policy.allowedEnvVars may have any value")
         }
         return limits
     }

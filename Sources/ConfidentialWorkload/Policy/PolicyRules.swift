@@ -156,6 +156,12 @@ enum PolicyRules {
         	value == concat("/", [policy_data.runtime.bundle_parent, bundle])
         }
 
+        # A GPU's CDI device, numbered like its VFIO device.
+        annotation_allowed(_, key, value, _) if {
+        	regex.match("^cdi\\.k8s\\.io/vfio[0-9]+$", key)
+        	regex.match("^nvidia\\.com/gpu=[0-9]+$", value)
+        }
+
         annotation_allowed(expected, "nerdctl/network-namespace", value, _) if {
         	expected.cri_type == "sandbox"
         	regex.match(policy_data.runtime.netns_path, value)
@@ -199,7 +205,7 @@ enum PolicyRules {
         created_process_matches(_, _, false) := true
 
         created_process_matches(expected, process, true) if {
-        	process.ApparmorProfile in expected.apparmor_profiles
+        	process.ApparmorProfile in policy_data.runtime.apparmor_profiles
         	process.Terminal == expected.terminal
         	capabilities_match(expected.capabilities, process.Capabilities)
         }
@@ -218,9 +224,13 @@ enum PolicyRules {
         	array.slice(arguments, count(arguments) - count(tail), count(arguments)) == tail
         }
 
-        capabilities_match(expected, actual) if {
-        	every set in ["Ambient", "Bounding", "Effective", "Inheritable", "Permitted"] {
-        		{capability_name(c) | some c in object.get(actual, set, [])} == {capability_name(c) | some c in expected[set]}
+        # Bounding, effective and permitted exactly the container's; none inheritable or ambient.
+        capabilities_match(granted, actual) if {
+        	every set in ["Bounding", "Effective", "Permitted"] {
+        		{capability_name(c) | some c in object.get(actual, set, [])} == {capability_name(c) | some c in granted}
+        	}
+        	every set in ["Ambient", "Inheritable"] {
+        		count(object.get(actual, set, [])) == 0
         	}
         }
 
@@ -247,19 +257,26 @@ enum PolicyRules {
         	regex.match(concat("", ["^", prefix, "[A-Za-z_][A-Za-z0-9_.-]*="]), variable)
         }
 
-        # ...or the platform sets it (service links, HOSTNAME, workload identity)...
+        # ...or the platform sets it (service links, HOSTNAME, workload identity; TERM with a terminal)...
         variable_allowed(expected, variable) if {
+        	expected.cri_type == "container"
         	not variable_name(variable) in expected.env_names
-        	some pattern in expected.platform_env
+        	some pattern in policy_data.platform_env
         	regex.match(pattern, variable)
+        }
+
+        variable_allowed(expected, "TERM=xterm") if {
+        	expected.terminal
+        	not "TERM" in expected.env_names
         }
 
         # ...or (weaker, named in PolicyReady) the image config may set it: a name of policy.imageEnvVars or
         # policy.allowedEnvVars that the template does not set itself, with any value.
         variable_allowed(expected, variable) if {
+        	expected.cri_type == "container"
         	name := variable_name(variable)
         	not name in expected.env_names
-        	name in expected.image_env_names
+        	name in policy_data.image_env_names
         }
 
         variable_name(variable) := split(variable, "=")[0]
@@ -267,12 +284,12 @@ enum PolicyRules {
         # ---- Linux: namespaces, sysctls, masked and read-only paths, devices, seccomp.
 
         linux_matches(expected, linux) if {
-        	{ns.Type | some ns in linux.Namespaces; not ns.Type in {"network", "cgroup"}} == {t | some t in expected.namespaces}
+        	{ns.Type | some ns in linux.Namespaces; not ns.Type in {"network", "cgroup"}} == {t | some t in policy_data.runtime.namespaces}
         	every ns in linux.Namespaces {
         		namespace_joined_only_for_network(ns)
         	}
         	every name, value in linux.Sysctl {
-        		expected.sysctls[name] == value
+        		policy_data.sysctls[name] == value
         	}
         	every path in policy_data.runtime.masked_paths {
         		path in linux.MaskedPaths
@@ -309,25 +326,65 @@ enum PolicyRules {
 
         devices_match(expected, devices, linux_devices) if {
         	every device in devices {
-        		device.container_path in expected.devices
+        		device_allowed(expected, device)
         	}
         	every device in linux_devices {
         		device.Path in expected.devices
         	}
+        	gpus_match(expected, devices, input.OCI.Annotations)
+        }
+
+        device_allowed(expected, device) if {
+        	device.container_path in expected.devices
+        }
+
+        # A GPU passed through: a VFIO device with a PCI address.
+        device_allowed(expected, device) if {
+        	expected.gpus > 0
+        	number := trim_prefix(device.container_path, "/dev/vfio/devices/vfio")
+        	regex.match("^[0-9]+$", number)
+        	device.id == concat("", ["vfio", number])
+        	device.type_ == "vfio-pci-gk"
+        	device.vm_path == ""
+        	count(device.options) > 0
+        	every option in device.options {
+        		regex.match("^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[01][0-9a-fA-F]\\.[0-7]=[0-9a-fA-F]{2}/[0-9a-fA-F]{2}$", option)
+        	}
+        }
+
+        # As many CDI devices as the template's GPUs, each hot-plugged once as the VFIO device of its number, or
+        # all cold-plugged (no VFIO device in the request).
+        gpus_match(expected, devices, annotations) if {
+        	cdi := [trim_prefix(key, "cdi.k8s.io/vfio") | some key, _ in annotations; startswith(key, "cdi.k8s.io/vfio")]
+        	count(cdi) == expected.gpus
+        	vfio := [trim_prefix(d.container_path, "/dev/vfio/devices/vfio") | some d in devices; startswith(d.container_path, "/dev/vfio/")]
+        	gpus_plugged(vfio, cdi)
+        }
+
+        gpus_plugged(vfio, _) if {
+        	count(vfio) == 0
+        }
+
+        gpus_plugged(vfio, cdi) if {
+        	count({n | some n in vfio}) == count(vfio)
+        	{n | some n in vfio} == {n | some n in cdi}
         }
 
         # ---- Mounts: each mount of the request is one of the container's, and no two share one.
 
         mounts_match(expected, mounts, bundle) if {
-        	used := {index | some mount in mounts; some index, candidate in expected.mounts; mount_fits(candidate, mount, bundle)}
+        	used := {index | some mount in mounts; some index, candidate in mount_candidates(expected); mount_fits(candidate, mount, bundle)}
         	count(used) == count(mounts)
         	every mount in mounts {
         		mount_ok(expected, mount, bundle)
         	}
         }
 
+        # The runtime's mounts of this kind of container, then the container's own.
+        mount_candidates(expected) := array.concat(policy_data.runtime.mounts[expected.runtime_mounts], expected.mounts)
+
         mount_ok(expected, mount, bundle) if {
-        	some candidate in expected.mounts
+        	some candidate in mount_candidates(expected)
         	mount_fits(candidate, mount, bundle)
         }
 
@@ -408,21 +465,19 @@ enum PolicyRules {
         	process.ApparmorProfile == ""
         	process.Capabilities == null
         	expected := policy_data.containers[created_as(input.container_id)]
-        	process.Args in expected.exec
+        	process_in_exec_list(expected, process)
         	process_matches(expected, process, false)
+        }
+
+        # Probe and hook commands run as the kubelet runs them, with the container's terminal setting...
+        process_in_exec_list(expected, process) if {
+        	process.Args in expected.exec
         	process.Terminal == expected.terminal
         }
 
-        # policy.exec commands are run interactively (kubectl exec -it): any terminal.
-        ExecProcessRequest if {
-        	input.string_user == null
-        	process := input.process
-        	process.SelinuxLabel == ""
-        	process.ApparmorProfile == ""
-        	process.Capabilities == null
-        	expected := policy_data.containers[created_as(input.container_id)]
+        # ...policy.exec commands interactively (kubectl exec -it), with any.
+        process_in_exec_list(_, process) if {
         	process.Args in policy_data.exec
-        	process_matches(expected, process, false)
         }
 
         RemoveContainerRequest := {"allowed": true, "ops": ops} if {

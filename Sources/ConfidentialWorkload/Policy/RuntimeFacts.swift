@@ -36,7 +36,7 @@ enum RuntimeFacts {
         "^" + copiedFileParent + "$(bundle-id)-[a-z0-9]{16}-" + escape(name) + "$"
     }
 
-    /// Mounts every container gets from the runtime (besides /etc files and volumes).
+    /// Mounts every container gets from the runtime (kernel filesystems and /dev/shm).
     static func systemMounts(privileged: Bool) -> [JSONValue] {
         let kernelOptions = ["nosuid", "noexec", "nodev"]
         return [
@@ -46,6 +46,26 @@ enum RuntimeFacts {
             mount("/dev/mqueue", type: "mqueue", source: "^mqueue$", options: kernelOptions),
             mount("/sys", type: "sysfs", source: "^sysfs$", options: kernelOptions + [privileged ? "rw" : "ro"]),
             mount("/dev/shm", type: "bind", source: "^/run/kata-containers/sandbox/shm$", options: ["rbind"]),
+        ]
+    }
+
+    /// The runtime's mounts of a pause container, of a container, of a privileged container.
+    static var mounts: JSONValue {
+        let readWrite = ["rbind", "rprivate", "rw"]
+        let container = { (privileged: Bool) in
+            systemMounts(privileged: privileged) + [
+                mount("/sys/fs/cgroup", type: "cgroup", source: "^cgroup$", options: ["nosuid", "noexec", "nodev", "relatime", privileged ? "rw" : "ro"]),
+                mount("/etc/hosts", type: "bind", source: copiedFile("hosts"), options: readWrite),
+                mount("/etc/hostname", type: "bind", source: copiedFile("hostname"), options: readWrite),
+                mount("/etc/resolv.conf", type: "bind", source: copiedFile("resolv.conf"), options: readWrite),
+            ]
+        }
+        return [
+            "sandbox": .array(systemMounts(privileged: false) + [
+                mount("/etc/resolv.conf", type: "bind", source: copiedFile("resolv.conf"), options: ["rbind", "ro", "nosuid", "nodev", "noexec"]),
+            ]),
+            "container": .array(container(false)),
+            "privileged": .array(container(true)),
         ]
     }
 
@@ -59,6 +79,10 @@ enum RuntimeFacts {
             "oci_version": .string(ociVersion),
             "bundle_parent": "/run/containerd/io.containerd.runtime.v2.task/k8s.io",
             "netns_path": #"^/var/run/netns/cni-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"#,
+            "mounts": mounts,
+            "namespaces": strings(["ipc", "uts", "mount"]),
+            // containerd's default profile where the node has AppArmor, none where it has not.
+            "apparmor_profiles": strings(["", "cri-containerd.apparmor.d"]),
             "masked_paths": strings([
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
                 "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",

@@ -1,17 +1,25 @@
+/// The Kata agent's policy check, played in python3 with the Rego engines the agents embed: what the
+/// policy tests and `cwo policy explain` run, so that both see the verdicts the agents would give.
+public enum AgentSimulatorScript {
+    /// A Python 3 program (run it as `python3 -c source JOB.json`); its docstring says what it reads and prints.
+    public static let source = #"""
 #!/usr/bin/env python3
 """Plays the Kata agent's policy check with both engines the agents embed.
 
-Usage: agent.py REQUEST.json
-REQUEST.json: {"policy": "<Rego text>", "protos": "<folder of agent.proto, oci.proto, types.proto>" or null,
-               "sequences": [[{"endpoint": "CreateContainerRequest", "input": {...}}, ...], ...]}
-Each sequence starts from an empty policy state and runs in order, as one sandbox's requests do:
+Usage: python3 -c "$SOURCE" JOB.json
+JOB.json: {"policy": "<Rego text>", "protos": "<folder of agent.proto, oci.proto, types.proto>" or null,
+           "state": {...} (optional: data.pstate before each sequence, default empty),
+           "sequences": [[{"endpoint": "CreateContainerRequest", "input": {...}, "queries": [...]}, ...], ...]}
+Each sequence starts from the given policy state and runs in order, as one sandbox's requests do:
 - with "protos", each input is first filled with the protobuf defaults of its message (the agent decodes
   the request and re-encodes it as JSON, so omitted fields arrive as "", 0, false, [], {} or null);
 - `data.agent_policy.<endpoint>` is queried; undefined is a denial; an object answer
-  {"allowed": ..., "ops": [...]} has its JSON-patch ops applied to `data.pstate` when allowed.
-Prints {"<engine>": [[{"allowed": bool} or {"error": "..."}, ...], ...], ...} for
+  {"allowed": ..., "ops": [...]} has its JSON-patch ops applied to `data.pstate` when allowed;
+- the request's optional "queries" (rule names of the policy's package) are evaluated with the same input
+  and state, for `cwo policy explain`.
+Prints {"<engine>": [[{"allowed": bool, "values": [...]} or {"error": "..."}, ...], ...], ...} for
 regorus 0.2.8 (opa-eval, the AKS agent; Rego v0 with future keywords) and regorus 0.9 (celine-regorus, the
-upstream agent; Rego v1, its default).
+upstream agent; Rego v1, its default), whichever of the two python3 has.
 """
 import copy
 import json
@@ -20,8 +28,14 @@ import re
 import sys
 import tempfile
 
-import opa_eval
-import regorus
+try:
+    import opa_eval
+except ImportError:
+    opa_eval = None
+try:
+    import regorus
+except ImportError:
+    regorus = None
 
 SCALARS = {"string": "", "bytes": "", "bool": False, "float": 0, "double": 0}
 INTEGERS = {"int32", "int64", "uint32", "uint64", "sint32", "sint64", "fixed32", "fixed64", "sfixed32", "sfixed64"}
@@ -102,6 +116,8 @@ def apply_patch(state, ops):
 
 def verdict(value):
     """(allowed, ops) from a rule's value, as the agent reads it."""
+    if value is None:  # undefined
+        return False, []
     if isinstance(value, bool):
         return value, []
     if isinstance(value, dict) and isinstance(value.get("allowed"), bool):
@@ -118,7 +134,7 @@ class AKSEngine:
     def query(self, endpoint, value, state):
         evaluator = opa_eval.OpaEval(self.path, data_json=json.dumps({"pstate": state}), query="data.agent_policy." + endpoint)
         result = evaluator.evaluate_parsed(json.dumps(value))
-        return False if result == "<undefined>" else result
+        return None if result == "<undefined>" else result
 
 
 class UpstreamEngine:
@@ -133,21 +149,28 @@ class UpstreamEngine:
         engine.add_data_json(json.dumps({"pstate": state}))
         engine.set_input_json(json.dumps(value))
         results = json.loads(engine.eval_query_as_json("data.agent_policy." + endpoint)).get("result", [])
-        return results[0]["expressions"][0]["value"] if results else False
+        return results[0]["expressions"][0]["value"] if results else None
 
 
-def run(engine, sequences, protos):
+def first_lines(error):
+    """The engine's message without the stack trace regorus appends."""
+    return "\n".join(str(error).strip().split("\n")[:5])
+
+
+def run(engine, sequences, protos, initial):
     outcomes = []
     for sequence in sequences:
-        state, results = {}, []
+        state, results = copy.deepcopy(initial), []
         for request in sequence:
             try:
-                allowed, ops = verdict(engine.query(request["endpoint"], agent_input(request["endpoint"], request["input"], protos), state))
+                value = agent_input(request["endpoint"], request["input"], protos)
+                values = [engine.query(rule, value, state) for rule in request.get("queries", [])]
+                allowed, ops = verdict(engine.query(request["endpoint"], value, state))
                 if allowed:
                     state = apply_patch(copy.deepcopy(state), ops)
-                results.append({"allowed": allowed})
+                results.append({"allowed": allowed, "values": values})
             except Exception as error:  # the engine's own message, for the test to show
-                results.append({"error": str(error)})
+                results.append({"error": first_lines(error)})
         outcomes.append(results)
     return outcomes
 
@@ -161,11 +184,13 @@ def main() -> int:
         path = policy.name
     output = {}
     try:
-        for kind, argument in ((AKSEngine, path), (UpstreamEngine, request["policy"])):
+        engines = [(AKSEngine, path)] if opa_eval else []
+        engines += [(UpstreamEngine, request["policy"])] if regorus else []
+        for kind, argument in engines:
             try:
-                output[kind.name] = run(kind(argument), request["sequences"], protos)
+                output[kind.name] = run(kind(argument), request["sequences"], protos, request.get("state") or {})
             except Exception as error:  # the policy does not load
-                output[kind.name] = [[{"error": str(error)} for _ in sequence] for sequence in request["sequences"]]
+                output[kind.name] = [[{"error": first_lines(error)} for _ in sequence] for sequence in request["sequences"]]
     finally:
         os.unlink(path)
     json.dump(output, sys.stdout)
@@ -174,3 +199,5 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+"""#
+}
