@@ -202,4 +202,42 @@ struct PolicyMutationTests {
             #expect(failed[engine] == ["all five capability sets"], "\(engine)")
         }
     }
+
+    @Test func variablesAreAllowedByTheirSourceOnly() async throws {
+        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
+        let documents = try YAMLDocuments.parse(String(contentsOf: suite.appendingPathComponent("testdata/state/execprocessdeployment/pod.yaml"), encoding: .utf8))
+        var pod = try #require(documents.first)
+        pod["spec"]?["template"]?["metadata"]?["labels"]?["tier"] = "web"
+        var container = try #require(pod[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first)
+        container["env"] = [
+            ["name": "MODE", "value": "fast"],
+            ["name": "URL", "value": "http://$(MODE)/$(TOKEN)/$$(MODE)"],
+            ["name": "TOKEN", "valueFrom": ["secretKeyRef": ["name": "s", "key": "k"]]],
+            ["name": "TIER", "valueFrom": ["fieldRef": ["fieldPath": "metadata.labels['tier']"]]],
+        ]
+        pod["spec"]?["template"]?["spec"]?["containers"] = [container]
+        let cases = try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/execprocessdeployment" }?.cases ?? []
+        let policy = GenpolicyConformanceTests.policy(pod, cases: cases)
+        let base = try #require(cases.first).request
+        let env = base[path: ["OCI", "Process", "Env"]]?.arrayValue ?? []
+        let variants: [([JSONValue], Bool)] = [
+            (["MODE=fast", "URL=http://fast/s3cr3t/$(MODE)", "TOKEN=s3cr3t", "TIER=web"], true),
+            (["MODE=slow"], false),
+            (["URL=http://slow/x/$(MODE)"], false),
+            (["TIER=db"], false),
+            (["LD_PRELOAD=/evil.so"], false),
+            (["PATH=/evil"], true), // an image-config name (policy.imageEnvVars), any value: the named weaker rule
+        ]
+        var sequences: [[AgentSimulator.Request]] = []
+        for (extra, _) in variants {
+            var request = base
+            request["OCI"]?["Process"]?["Env"] = .array(env.filter { $0.stringValue?.hasPrefix("PATH=") != true } + extra)
+            sequences.append([AgentSimulator.Request(endpoint: "CreateContainerRequest", input: request)])
+        }
+        let results = try await AgentSimulator.run(policy: policy.text, sequences: sequences, protos: suite.appendingPathComponent("protos").path)
+        for engine in AgentSimulator.engines {
+            let verdicts = try #require(results[engine]).map { $0[0] }
+            #expect(verdicts == variants.map { .bool($0.1) }, "\(engine): \(verdicts)")
+        }
+    }
 }

@@ -99,11 +99,13 @@ struct ContainerExpectation {
         return type != "Unconfined"
     }
 
+    /// Bounding, effective and permitted: the runtime's defaults with the template's add and drop; every
+    /// capability for a privileged container (or `add: [ALL]`).
     private func capabilities(privileged: Bool, add: [String], drop: [String]) -> JSONValue {
+        guard !privileged, !add.contains("ALL") else { return RuntimeFacts.strings(RuntimeFacts.allCapabilities.sorted()) }
         let normalized = { (names: [String]) in Set(names.map { $0.hasPrefix("CAP_") ? $0 : "CAP_" + $0 }) }
-        var granted = Set(privileged ? RuntimeFacts.allCapabilities : RuntimeFacts.defaultCapabilities).union(normalized(add))
-        if drop.contains("ALL") { granted = normalized(add) } else { granted.subtract(normalized(drop)) }
-        if privileged { granted = Set(RuntimeFacts.allCapabilities) }
+        var granted = drop.contains("ALL") ? [] : Set(RuntimeFacts.defaultCapabilities).subtracting(normalized(drop))
+        granted.formUnion(normalized(add))
         return RuntimeFacts.strings(granted.sorted())
     }
 
@@ -113,14 +115,12 @@ struct ContainerExpectation {
         let readWrite = ["rbind", "rprivate", "rw"]
         var mounts: [JSONValue] = []
         let terminationLog = container["terminationMessagePath"]?.stringValue ?? "/dev/termination-log"
-        mounts.append(RuntimeFacts.mount(terminationLog, type: "bind", source: RuntimeFacts.copiedFile("termination-log"), options: readWrite))
+        mounts.append(RuntimeFacts.copiedMount(terminationLog, options: readWrite))
         if podSpec["automountServiceAccountToken"]?.boolValue != false {
-            mounts.append(RuntimeFacts.mount("/var/run/secrets/kubernetes.io/serviceaccount", type: "bind",
-                                             source: RuntimeFacts.copiedFile("serviceaccount"), options: ["rbind", "rprivate", "ro"]))
+            mounts.append(RuntimeFacts.copiedMount("/var/run/secrets/kubernetes.io/serviceaccount", options: ["rbind", "rprivate", "ro"]))
         }
         if workloadIdentity {
-            mounts.append(RuntimeFacts.mount("/var/run/secrets/azure/tokens", type: "bind",
-                                             source: RuntimeFacts.copiedFile("azure-tokens"), options: ["rbind", "rprivate", "ro"]))
+            mounts.append(RuntimeFacts.copiedMount("/var/run/secrets/azure/tokens", options: ["rbind", "rprivate", "ro"]))
         }
         var volumes: [String: JSONValue] = [:]
         for volume in podSpec["volumes"]?.arrayValue ?? [] {
@@ -139,8 +139,8 @@ struct ContainerExpectation {
                     "source": #"^[0-9a-f]{2}(/[0-9a-f]{2})?$"#, "fstype": "ext4", "options": [], "shared": true, "fs_group": fsGroup,
                 ])
             } else {
-                // ConfigMap, Secret, projected, downward API: files the runtime copies in, named after the volume.
-                mounts.append(RuntimeFacts.mount(destination, type: "bind", source: RuntimeFacts.copiedFile(name), options: options))
+                // ConfigMap, Secret, projected, downward API, host files: copied in by the runtime.
+                mounts.append(RuntimeFacts.copiedMount(destination, options: options))
             }
         }
         return (mounts, storages)
@@ -181,18 +181,46 @@ struct Environment {
     var prefixes: [String] = []
 
     init(container: JSONValue, template: JSONValue, namespace: String, podName: String) {
+        var known: [String: String] = [:]
         for variable in container["env"]?.arrayValue ?? [] {
             guard let name = variable["name"]?.stringValue else { continue }
             names.append(name)
+            let value = variable["value"]?.stringValue ?? ""
             if let source = variable["valueFrom"], !source.isNull {
                 sources.append((name, Self.pattern(of: source, template: template, namespace: namespace, podName: podName)))
+            } else if value.contains("$") {
+                sources.append((name, "^" + Self.expansion(value, known: known) + "$"))
             } else {
-                literals.append("\(name)=\(variable["value"]?.stringValue ?? "")")
+                known[name] = value
+                literals.append("\(name)=\(value)")
             }
         }
         for source in container["envFrom"]?.arrayValue ?? [] {
             prefixes.append(RuntimeFacts.escape(source["prefix"]?.stringValue ?? ""))
         }
+    }
+
+    /// A value the kubelet expands: `$(NAME)` of an earlier literal becomes its value, of anything else any
+    /// text (a source, a service link, or left as written); `$$` is a `$`.
+    static func expansion(_ value: String, known: [String: String]) -> String {
+        var pattern = ""
+        var rest = Substring(value)
+        while let dollar = rest.firstIndex(of: "$") {
+            pattern += RuntimeFacts.escape(String(rest[..<dollar]))
+            let after = rest[rest.index(after: dollar)...]
+            if after.hasPrefix("$") {
+                pattern += #"\$"#
+                rest = after.dropFirst()
+            } else if after.hasPrefix("("), let close = after.firstIndex(of: ")") {
+                let name = String(after[after.index(after: after.startIndex)..<close])
+                pattern += known[name].map(RuntimeFacts.escape) ?? "(?s:.*)"
+                rest = after[after.index(after: close)...]
+            } else {
+                pattern += #"\$"#
+                rest = after
+            }
+        }
+        return pattern + RuntimeFacts.escape(String(rest))
     }
 
     /// The values a `valueFrom` can have: exact where the template knows it, otherwise its shape.

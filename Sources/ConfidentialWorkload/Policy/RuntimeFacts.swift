@@ -30,10 +30,16 @@ enum RuntimeFacts {
     /// Pause images of the registries Kubernetes distributions pull them from, as the guest-pull storage names them.
     static let pauseImageSource = #"^((registry\.k8s\.io|k8s\.gcr\.io|mcr\.microsoft\.com/oss/kubernetes)/)?pause(:[A-Za-z0-9._-]+)?(@sha256:[0-9a-f]{64})?$"#
 
-    /// Files the runtime copies into the guest for a container: `<bundle>-<16 random>-<file name>`.
+    /// Files the runtime copies into the guest for a container's bind mount: `<bundle>-<16 random>-<last
+    /// component of the mount's destination>`, as a pattern over the mount's source.
     static let copiedFileParent = #"/run/kata-containers/shared/containers/(passthrough/)?(watchable/)?"#
-    static func copiedFile(_ name: String) -> String {
-        "^" + copiedFileParent + "$(bundle-id)-[a-z0-9]{16}-" + escape(name) + "$"
+    static func copiedFile(for destination: String) -> String {
+        let name = destination.split(separator: "/").last.map(String.init) ?? destination
+        return "^" + copiedFileParent + "$(bundle-id)-[a-z0-9]{16}-" + escape(name) + "$"
+    }
+
+    static func copiedMount(_ destination: String, options: [String]) -> JSONValue {
+        mount(destination, type: "bind", source: copiedFile(for: destination), options: options)
     }
 
     /// Mounts every container gets from the runtime (kernel filesystems and /dev/shm).
@@ -55,14 +61,14 @@ enum RuntimeFacts {
         let container = { (privileged: Bool) in
             systemMounts(privileged: privileged) + [
                 mount("/sys/fs/cgroup", type: "cgroup", source: "^cgroup$", options: ["nosuid", "noexec", "nodev", "relatime", privileged ? "rw" : "ro"]),
-                mount("/etc/hosts", type: "bind", source: copiedFile("hosts"), options: readWrite),
-                mount("/etc/hostname", type: "bind", source: copiedFile("hostname"), options: readWrite),
-                mount("/etc/resolv.conf", type: "bind", source: copiedFile("resolv.conf"), options: readWrite),
+                copiedMount("/etc/hosts", options: readWrite),
+                copiedMount("/etc/hostname", options: readWrite),
+                copiedMount("/etc/resolv.conf", options: readWrite),
             ]
         }
         return [
             "sandbox": .array(systemMounts(privileged: false) + [
-                mount("/etc/resolv.conf", type: "bind", source: copiedFile("resolv.conf"), options: ["rbind", "ro", "nosuid", "nodev", "noexec"]),
+                copiedMount("/etc/resolv.conf", options: ["rbind", "ro", "nosuid", "nodev", "noexec"]),
             ]),
             "container": .array(container(false)),
             "privileged": .array(container(true)),
