@@ -4,7 +4,6 @@ import KubernetesClient
 /// template: `policy_data.containers[i]`, the facts the Rego rules compare a CreateContainer request with.
 struct ContainerExpectation {
     let template: JSONValue
-    let settings: PolicySettings
     let workloadIdentity: Bool
     let namespace: String
     /// The regular expression every pod name of the workload matches.
@@ -18,7 +17,7 @@ struct ContainerExpectation {
         user(podUser(container: [:], defaultID: 65535)).adding([
             "cri_type": "sandbox", "kata_type": "pod_sandbox", "name": "", "seccomp": .bool(podSeccomp),
             "images": [], "pull_sources": RuntimeFacts.strings([RuntimeFacts.pauseImageSource]),
-            "args": RuntimeFacts.strings(["/pause"]), "args_tail": [],
+            "args": RuntimeFacts.strings(RuntimeFacts.pauseArgs), "args_tail": [],
             "env": RuntimeFacts.strings(RuntimeFacts.pauseEnv), "env_names": [], "env_sources": [], "env_from_prefixes": [],
             "cwd": "/", "no_new_privileges": true, "terminal": false, "readonly_root": true,
             "capabilities": capabilities(privileged: false, add: [], drop: []),

@@ -41,24 +41,28 @@ public enum PolicyBuilder {
         case pod(String)
         /// Pods named by `metadata.generateName`: this prefix and a generated suffix.
         case generated(String)
+        /// Any pod name (the sandbox name is then only pinned by the pod's first container).
+        case any
 
         var pattern: String {
             switch self {
-            case .deployment(let name): "^" + RuntimeFacts.escape(name) + "-[a-z0-9]{1,10}-[a-z0-9]{5}$"
+            case .deployment(let name):
+                // The ReplicaSet's generateName `<name>-<hash>-` is cut at 58 characters before the 5 random ones.
+                name.count + 12 <= 58 ? "^" + RuntimeFacts.escape(name) + "-[a-z0-9]{1,10}-[a-z0-9]{5}$"
+                    : "^" + RuntimeFacts.escape(String(name.prefix(58))) + "[-a-z0-9]{0,12}[a-z0-9]{5}$"
             case .pod(let name): "^" + RuntimeFacts.escape(name) + "$"
             case .generated(let prefix): "^" + RuntimeFacts.escape(prefix) + "[a-z0-9]{1,10}$"
+            case .any: #"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"#
             }
         }
     }
 
-    public static let pauseCommand: [String] = ["/pause"]
-
     /// The policy of a final pod template: the rules, then `policy_data` with one expectation per container
     /// (the pause container first) and the runtime's facts.
     public static func generate(template: JSONValue, namespace: String, settings: PolicySettings, workloadIdentity: Bool,
-                                pods: PodNames) -> AgentPolicy {
+                                pods: PodNames = .any) -> AgentPolicy {
         let podSpec = template["spec"] ?? [:]
-        let expectation = ContainerExpectation(template: template, settings: settings, workloadIdentity: workloadIdentity,
+        let expectation = ContainerExpectation(template: template, workloadIdentity: workloadIdentity,
                                                namespace: namespace, podName: pods.pattern)
         let containers = (podSpec["initContainers"]?.arrayValue ?? []) + (podSpec["containers"]?.arrayValue ?? [])
         var seen: Set<[String]> = []

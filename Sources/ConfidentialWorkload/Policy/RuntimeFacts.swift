@@ -24,6 +24,8 @@ enum RuntimeFacts {
     /// Sysctls containerd sets in every pod; the template's `securityContext.sysctls` add to them.
     static let sysctls: [String: String] = ["net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"]
 
+    /// The pause container's process, from its image.
+    static let pauseArgs = ["/pause"]
     /// The pause image's own environment.
     static let pauseEnv = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
 
