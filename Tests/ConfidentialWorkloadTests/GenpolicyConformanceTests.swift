@@ -71,6 +71,21 @@ struct GenpolicyConformanceTests {
         return PolicyBuilder.generate(template: template, namespace: namespace, settings: PolicySettings(), workloadIdentity: false, pods: pods)
     }
 
+    /// The agent asks `data.agent_policy.<request message>` for every RPC: each must have a default.
+    @Test func everyRequestTheAgentAsksAboutIsDefined() throws {
+        let suite = try #require(Self.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
+        let proto = try String(contentsOf: suite.appendingPathComponent("protos/agent.proto"), encoding: .utf8)
+        let requests = proto.split(separator: "\n").compactMap { line -> String? in
+            guard let rpc = line.firstMatch(of: /^\s*rpc\s+\w+\s*\(\s*([\w.]+)\s*\)/) else { return nil }
+            return String(rpc.1)
+        }
+        #expect(requests.count > 30)
+        let policy = PolicyBuilder.generate(template: ["spec": ["containers": []]], namespace: "ns", settings: PolicySettings(), workloadIdentity: false)
+        for request in requests {
+            #expect(policy.text.contains("\ndefault \(request) := "), "\(request) has no default")
+        }
+    }
+
     @Test func cwoAgreesWithGenpolicyInBothEngines() async throws {
         let suite = try #require(Self.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
         let directories = try Self.directories(suite)

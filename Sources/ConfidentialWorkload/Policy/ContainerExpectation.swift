@@ -108,11 +108,14 @@ struct ContainerExpectation {
         return RuntimeFacts.strings(granted.sorted())
     }
 
-    /// The container's own mounts (termination log, tokens, volumes; the runtime's are in `policy_data.runtime`)
+    /// The container's own mounts (hostname and DNS files, termination log, tokens, volumes; the runtime's
+    /// are in `policy_data.runtime`)
     /// and the storages its volumes need.
     private func volumeMounts(_ container: JSONValue) -> (mounts: [JSONValue], storages: [JSONValue]) {
         let readWrite = ["rbind", "rprivate", "rw"]
-        var mounts: [JSONValue] = []
+        // A read-only root makes the pod's hostname and DNS files read-only too.
+        let rootAccess = container[path: ["securityContext", "readOnlyRootFilesystem"]]?.boolValue == true ? "ro" : "rw"
+        var mounts = ["/etc/hostname", "/etc/resolv.conf"].map { RuntimeFacts.copiedMount($0, options: ["rbind", "rprivate", rootAccess]) }
         let terminationLog = container["terminationMessagePath"]?.stringValue ?? "/dev/termination-log"
         mounts.append(RuntimeFacts.copiedMount(terminationLog, options: readWrite))
         if podSpec["automountServiceAccountToken"]?.boolValue != false {

@@ -64,8 +64,6 @@ enum RuntimeFacts {
             systemMounts(privileged: privileged) + [
                 mount("/sys/fs/cgroup", type: "cgroup", source: "^cgroup$", options: ["nosuid", "noexec", "nodev", "relatime", privileged ? "rw" : "ro"]),
                 copiedMount("/etc/hosts", options: readWrite),
-                copiedMount("/etc/hostname", options: readWrite),
-                copiedMount("/etc/resolv.conf", options: readWrite),
             ]
         }
         return [
