@@ -255,4 +255,37 @@ struct PolicyMutationTests {
             #expect(verdicts == variants.map { .bool($0.1) }, "\(engine): \(verdicts)")
         }
     }
+
+    @Test func onlyADeclaredPrivilegedContainerRunsPrivileged() async throws {
+        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
+        let directory = try #require(try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/execprocessdeployment" })
+        let documents = try YAMLDocuments.parse(String(contentsOf: suite.appendingPathComponent("testdata/state/execprocessdeployment/pod.yaml"), encoding: .utf8))
+        var pod = try #require(documents.first)
+        var container = try #require(pod[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first)
+        container["securityContext"] = ["privileged": true]
+        pod["spec"]?["template"]?["spec"]?["containers"] = [container]
+        let privilegedPolicy = GenpolicyConformanceTests.policy(pod, cases: directory.cases)
+
+        // What containerd sends for a privileged container: every capability, rw sysfs and cgroup, nothing masked.
+        var request = try #require(directory.cases.first).request
+        let all = JSONValue.array(RuntimeFacts.allCapabilities.map { .string($0) })
+        for set in ["Bounding", "Effective", "Permitted"] { request["OCI"]?["Process"]?["Capabilities"]?[set] = all }
+        request["OCI"]?["Linux"]?["MaskedPaths"] = []
+        request["OCI"]?["Linux"]?["ReadonlyPaths"] = []
+        let mounts = request[path: ["OCI", "Mounts"]]?.arrayValue ?? []
+        request["OCI"]?["Mounts"] = .array(mounts.map { mount in
+            guard ["sysfs", "cgroup"].contains(mount["type_"]?.stringValue) else { return mount }
+            var mount = mount
+            mount["options"] = .array((mount["options"]?.arrayValue ?? []).map { $0 == "ro" ? "rw" : $0 })
+            return mount
+        })
+        let sequence = [AgentSimulator.Request(endpoint: "CreateContainerRequest", input: request)]
+        let protos = suite.appendingPathComponent("protos").path
+        let declared = try await AgentSimulator.run(policy: privilegedPolicy.text, sequences: [sequence], protos: protos)
+        let undeclared = try await AgentSimulator.run(policy: directory.policy.text, sequences: [sequence], protos: protos)
+        for engine in AgentSimulator.engines {
+            #expect(declared[engine]?.first == [true], "\(engine): the declared privileged container")
+            #expect(undeclared[engine]?.first == [false], "\(engine): the same request for an unprivileged container")
+        }
+    }
 }

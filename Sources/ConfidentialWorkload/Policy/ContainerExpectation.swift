@@ -15,7 +15,7 @@ struct ContainerExpectation {
     /// sysctls and seccomp.
     var pause: JSONValue {
         user(podUser(container: [:], defaultID: 65535)).adding([
-            "cri_type": "sandbox", "kata_type": "pod_sandbox", "name": "", "seccomp": .bool(podSeccomp),
+            "cri_type": "sandbox", "kata_type": "pod_sandbox", "name": "", "seccomp": .bool(podSeccomp), "privileged": false,
             "images": [], "pull_sources": RuntimeFacts.strings([RuntimeFacts.pauseImageSource]),
             "args": RuntimeFacts.strings(RuntimeFacts.pauseArgs), "args_tail": [],
             "env": RuntimeFacts.strings(RuntimeFacts.pauseEnv), "env_names": [], "env_sources": [], "env_from_prefixes": [],
@@ -36,6 +36,7 @@ struct ContainerExpectation {
         let mounts = volumeMounts(container)
         return user(podUser(container: security, defaultID: 0)).adding([
             "cri_type": "container", "kata_type": "pod_container", "seccomp": .bool(seccomp(security["seccompProfile"]) ?? podSeccomp),
+            "privileged": .bool(privileged),
             "name": .string(container["name"]?.stringValue ?? ""),
             "images": RuntimeFacts.strings(PolicyBuilder.imageNames(container["image"]?.stringValue ?? "")),
             "pull_sources": RuntimeFacts.strings(PolicyBuilder.imageNames(container["image"]?.stringValue ?? "").map { "^" + RuntimeFacts.escape($0) + "$" }),

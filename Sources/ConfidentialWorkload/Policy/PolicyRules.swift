@@ -291,13 +291,23 @@ enum PolicyRules {
         	every name, value in linux.Sysctl {
         		policy_data.sysctls[name] == value
         	}
+        	paths_hidden(expected, linux)
+        	seccomp_matches(expected, linux.Seccomp)
+        }
+
+        # containerd masks and makes read-only these /proc and /sys paths, except for a privileged container.
+        paths_hidden(expected, _) if {
+        	expected.privileged
+        }
+
+        paths_hidden(expected, linux) if {
+        	not expected.privileged
         	every path in policy_data.runtime.masked_paths {
         		path in linux.MaskedPaths
         	}
         	every path in policy_data.runtime.readonly_paths {
         		readonly_or_masked(path, linux)
         	}
-        	seccomp_matches(expected, linux.Seccomp)
         }
 
         # The pod's network namespace is the only one a container joins (its path is pinned in the state).

@@ -89,11 +89,12 @@ enum RuntimeFacts {
             "namespaces": strings(["ipc", "uts", "mount"]),
             // containerd's default profile where the node has AppArmor, none where it has not.
             "apparmor_profiles": strings(["", "cri-containerd.apparmor.d"]),
+            // containerd's for unprivileged containers (a read-only path may come masked instead: stricter).
             "masked_paths": strings([
-                "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+                "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+                "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
             ]),
-            "readonly_paths": strings(["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]),
+            "readonly_paths": strings(["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]),
             // Newer guest kernels add these to the cgroup2 mount.
             "cgroup_extra_options": strings(["nsdelegate", "memory_recursiveprot"]),
             "block_mount_parent": "/run/kata-containers/sandbox/storage/",
