@@ -8,9 +8,10 @@ struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate an agent request against a workload's generated policy and name the check that denies it.",
         discussion: """
-            The request is a line of the agent's policy log ({"kind": "CreateContainerRequest", "request": {...}}),
-            a genpolicy test case, or a bare request with --kind. Needs python3 with regorus (PyPI celine-regorus,
-            the upstream agent's engine) and/or opa_eval (PyPI opa-eval, the AKS agent's).
+            The request is a line of the agent's policy log ({"kind": "CreateContainerRequest", "request": {...}}), \
+            a genpolicy test case, or a bare request with --kind. Needs python3 with regorus (PyPI celine-regorus, \
+            the upstream agent's engine) and/or opa_eval (PyPI opa-eval, the AKS agent's). Checks are named for \
+            generated policies; for a provided or AllowAll one only the verdict is printed.
             """)
 
     @OptionGroup var input: WorkloadInput
@@ -35,7 +36,7 @@ struct Explain: ParsableCommand {
         guard let endpoint = kind ?? document["kind"]?.stringValue ?? document["type"]?.stringValue else {
             throw CLIError("\(request) does not say its request type: pass --kind")
         }
-        let checks = PolicyExplanation.checks(for: endpoint)
+        let checks = policy.mode == .generated ? PolicyExplanation.checks(for: endpoint) : []
         let job: JSONValue = [
             "policy": .string(policy.text + "\n" + PolicyExplanation.rules(checks)),
             "protos": protos.map { .string($0) } ?? .null,
