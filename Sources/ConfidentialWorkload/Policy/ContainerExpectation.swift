@@ -11,8 +11,8 @@ struct ContainerExpectation {
 
     var podSpec: JSONValue { template["spec"] ?? [:] }
 
-    /// The pause container: the sandbox's first container, the same in every pod but for the pod's user,
-    /// sysctls and seccomp.
+    /// The pause container: the sandbox's first container, the same in every pod but for the pod's user and
+    /// seccomp.
     var pause: JSONValue {
         user(podUser(container: [:], defaultID: 65535)).adding([
             "cri_type": "sandbox", "kata_type": "pod_sandbox", "name": "", "seccomp": .bool(podSeccomp), "privileged": false,

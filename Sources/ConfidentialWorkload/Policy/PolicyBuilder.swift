@@ -65,7 +65,6 @@ public enum PolicyBuilder {
         let expectation = ContainerExpectation(template: template, workloadIdentity: workloadIdentity,
                                                namespace: namespace, podName: pods.pattern)
         let containers = (podSpec["initContainers"]?.arrayValue ?? []) + (podSpec["containers"]?.arrayValue ?? [])
-        var seen: Set<[String]> = []
         let data: JSONValue = [
             "namespace": .string(namespace),
             "sandbox_name": .string(pods.pattern),
@@ -74,7 +73,7 @@ public enum PolicyBuilder {
             "sysctls": expectation.sysctls,
             "platform_env": expectation.platformEnv,
             "image_env_names": RuntimeFacts.strings(Array(Set(settings.imageEnvVars + settings.allowedEnvVars)).sorted()),
-            "exec": .array(settings.execCommands.filter { seen.insert($0).inserted }.map { RuntimeFacts.strings($0) }),
+            "exec": .array(settings.execCommands.uniqued().map { RuntimeFacts.strings($0) }),
             "logs": .bool(settings.logs),
             "runtime": RuntimeFacts.policyData,
         ]
