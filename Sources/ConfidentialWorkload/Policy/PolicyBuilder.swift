@@ -183,8 +183,8 @@ public enum CanonicalJSON {
     }
 }
 
-/// The Deployment cache keeps the policy annotation (~10 KB per Deployment) as a digest: the drift check
-/// compares digests, and a thousand workloads cost a thousand hashes instead of ten megabytes.
+/// The Deployment cache keeps the policy annotation (~50 KB per Deployment) as a digest: the drift check
+/// compares digests, and a thousand workloads cost a thousand hashes instead of fifty megabytes.
 public enum PolicyDigest {
     /// `spec` with the pod template's policy annotation replaced by `sha256:<hex of the annotation>`.
     public static func project(deployment spec: JSONValue?) -> JSONValue? {
