@@ -134,7 +134,15 @@ struct ContainerExpectation {
             guard let name = volumeMount["name"]?.stringValue, let destination = volumeMount["mountPath"]?.stringValue,
                   let volume = volumes[name] else { continue }
             let options = ["rbind", "rprivate", volumeMount["readOnly"]?.boolValue == true ? "ro" : "rw"]
-            if volume["emptyDir"] != nil {
+            if volume[path: ["emptyDir", "medium"]]?.stringValue == "Memory" {
+                // A tmpfs in the guest's memory, mounted under the sandbox's ephemeral folder.
+                let folder = #"^/run/kata-containers/sandbox/ephemeral/[^/]+$"#
+                mounts.append(RuntimeFacts.mount(destination, type: "bind", source: folder, options: options))
+                storages.append([
+                    "driver": "ephemeral", "driver_options": [], "source": "^tmpfs$", "fstype": "tmpfs", "options": [],
+                    "shared": false, "fs_group": fsGroup, "mount_point": .string(folder),
+                ])
+            } else if volume["emptyDir"] != nil {
                 // An encrypted block device per mount, formatted in the guest; the mount binds its mount point.
                 mounts.append(RuntimeFacts.mount(destination, type: "bind", source: #"^/run/kata-containers/sandbox/storage/[A-Za-z0-9_-]+=*$"#, options: options))
                 storages.append([

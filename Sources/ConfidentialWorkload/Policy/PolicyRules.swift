@@ -452,7 +452,18 @@ enum PolicyRules {
         	storage.shared == candidate.shared
         	storage.fs_group == candidate.fs_group
         	regex.match(candidate.source, storage.source)
+        	storage_mounted_at(candidate, storage)
+        }
+
+        # A block device is mounted where its address says; a memory-backed one under the sandbox's ephemeral folder.
+        storage_mounted_at(candidate, storage) if {
+        	candidate.driver == "blk"
         	storage.mount_point == concat("", [policy_data.runtime.block_mount_parent, base64url.encode(storage.source)])
+        }
+
+        storage_mounted_at(candidate, storage) if {
+        	candidate.driver != "blk"
+        	regex.match(candidate.mount_point, storage.mount_point)
         }
 
         # ---- The root: /run/kata-containers/<bundle>/rootfs; <bundle> names the container's copied files.
