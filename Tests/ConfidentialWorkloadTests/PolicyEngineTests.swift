@@ -128,6 +128,17 @@ struct PolicyEngineTests {
         #expect(results == Dictionary(uniqueKeysWithValues: AgentSimulator.engines.map { ($0, [[true], [false]]) }))
     }
 
+    @Test func copyFileFromAgentsBeforeThePreprocessedRequest() async throws {
+        let state = try Self.build()
+        let copied = "/run/kata-containers/shared/containers/\(String(repeating: "a", count: 64))-0123456789abcdef-resolv.conf"
+        let results = try await AgentSimulator.verdicts(policy: state.policy.text, [
+            .init(endpoint: "CopyFileRequest", input: ["path": .string(copied), "file_mode": 0o100644, "data": []]),
+            .init(endpoint: "CopyFileRequest", input: ["path": .string(copied), "file_mode": 0o120777, "data": []]),
+            .init(endpoint: "CopyFileRequest", input: ["path": "/etc/passwd", "file_mode": 0o100644, "data": []]),
+        ])
+        #expect(results == Dictionary(uniqueKeysWithValues: AgentSimulator.engines.map { ($0, [true, false, false]) }))
+    }
+
     @Test func logsCanBeTurnedOff() async throws {
         var spec = Self.spec
         spec["policy"] = ["logs": false]

@@ -532,6 +532,14 @@ enum PolicyRules {
         	not has_parent_step(input.symlink_target)
         }
 
+        # Agents older than the pre-processed request (file_type, symlink_target) send the message itself: its
+        # mode says the type; symlinks are refused, their target being in the raw data.
+        CopyFileRequest if {
+        	not "file_type" in object.keys(input)
+        	bits.and(input.file_mode, 61440) in {32768, 16384}
+        	copy_target_allowed(input.path, "(/.+)?")
+        }
+
         copy_target_allowed(path, suffix) if {
         	not has_parent_step(path)
         	regex.match(concat("", ["^", policy_data.runtime.copied_file, suffix, "$"]), path)
