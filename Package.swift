@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(
             name: "ConfidentialWorkloadTests",
             dependencies: ["ConfidentialWorkload", "ControllerRuntime", "TestSupport"],
-            exclude: ["Rego", "Golden", "Corpus"],
+            exclude: ["Golden", "Corpus"],
             swiftSettings: strict
         ),
         // Faults, conflicts and security checks against the real control plane (some take a minute).

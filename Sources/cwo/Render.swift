@@ -123,6 +123,12 @@ struct Render: ParsableCommand {
 
 struct Policy: ParsableCommand {
     static let configuration = CommandConfiguration(
+        abstract: "Print a workload's confidential artifacts, or explain the policy's verdict on an agent request.",
+        subcommands: [Show.self, Explain.self], defaultSubcommand: Show.self)
+}
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
         abstract: "Print one confidential artifact of each workload: the Rego policy, its annotation value, its hash, the Key Vault release policy, or (CoCo) the initdata annotation, its digest, or the KBS resource policy.")
 
     enum Output: String, ExpressibleByArgument, CaseIterable {

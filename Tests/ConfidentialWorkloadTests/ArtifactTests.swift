@@ -164,7 +164,7 @@ import TestSupport
         let policy = try #require(state.conditions.first { $0.type == "PolicyReady" })
         #expect(policy.status == .true)
         #expect(policy.message.contains("no memory limit"))
-        #expect(policy.message.contains("image layers are not pinned"))
-        #expect(policy.message.contains("arguments are not pinned for containers without command: app"))
+        #expect(policy.message.contains("the image entrypoint is not pinned for containers without command (only their args are): app"))
+        #expect(policy.message.contains("variable names of policy.imageEnvVars and policy.allowedEnvVars may have any value"))
     }
 }

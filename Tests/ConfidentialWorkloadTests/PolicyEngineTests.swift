@@ -1,12 +1,13 @@
-import ConfidentialWorkload
+@testable import ConfidentialWorkload
 import Foundation
 import KubernetesClient
 import Testing
 import TestSupport
 
-/// The generated policy's meaning, proven with regorus (the engine inside the Kata agent) on requests
-/// shaped like the ones the agent evaluates (its ttRPC messages as JSON).
-@Suite("Agent policy evaluated by a real Rego engine")
+/// The generated policy read by both engines the agents embed (regorus 0.2.8 and 0.9). What it allows and
+/// denies in CreateContainer, Exec and the other requests is proven by GenpolicyConformanceTests and
+/// PolicyMutationTests on real requests.
+@Suite("Agent policy evaluated by real Rego engines")
 struct PolicyEngineTests {
     static let namespace = "prod"
 
@@ -32,174 +33,118 @@ struct PolicyEngineTests {
         try DesiredState.build(workload("web", spec: spec, namespace: namespace), context: context).get()
     }
 
-    // MARK: request documents, as the agent serializes them
-
-    static func createContainer(
-        name: String?, image: String?, args: [String], env: [String], type: String = "container", namespace: String = namespace,
-        capabilities: [String]? = nil
-    ) -> JSONValue {
-        var annotations: [String: JSONValue] = [
-            "io.kubernetes.cri.container-type": .string(type),
-            "io.katacontainers.pkg.oci.container_type": .string(type == "sandbox" ? "pod_sandbox" : "pod_container"),
-            "io.kubernetes.cri.sandbox-namespace": .string(namespace),
-            "io.kubernetes.cri.sandbox-name": "web-7d9c-abcde",
-            "io.kubernetes.cri.sandbox-id": .string(String(repeating: "a", count: 64)),
+    /// A CreateContainer request for one container of the workload's pod, as the runtime would send it:
+    /// genpolicy's recorded request for a guest-pulled container, with this pod's names and this container's
+    /// process, env and image.
+    static func create(_ container: JSONValue, env: [String], id: String, base: JSONValue) -> JSONValue {
+        var request = base
+        let image = container["image"]?.stringValue ?? ""
+        request["container_id"] = .string(id)
+        request["OCI"]?["Root"]?["Path"] = .string("/run/kata-containers/\(id)/rootfs")
+        request["OCI"]?["Annotations"] = [
+            "io.katacontainers.pkg.oci.bundle_path": .string("/run/containerd/io.containerd.runtime.v2.task/k8s.io/\(id)"),
+            "io.katacontainers.pkg.oci.container_type": "pod_container", "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.container-name": container["name"] ?? "", "io.kubernetes.cri.image-name": .string(image),
+            "io.kubernetes.cri.sandbox-id": .string(String(repeating: "5", count: 64)),
+            "io.kubernetes.cri.sandbox-name": "web-7d9c5f8b6-abcde", "io.kubernetes.cri.sandbox-namespace": .string(namespace),
         ]
-        if let name { annotations["io.kubernetes.cri.container-name"] = .string(name) }
-        if let image { annotations["io.kubernetes.cri.image-name"] = .string(image) }
-        let caps: [String] = capabilities ?? ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID"]
-        let capabilityList = JSONValue.array(caps.map { .string($0) })
-        return [
-            "container_id": .string(String(repeating: "c", count: 64)), "exec_id": .string(String(repeating: "c", count: 64)),
-            "string_user": nil, "devices": [], "storages": [], "sandbox_pidns": false, "shared_mounts": [],
-            "OCI": [
-                "Version": "1.1.0", "Hostname": "web-7d9c-abcde", "Hooks": nil, "Annotations": .object(annotations),
-                "Process": [
-                    "Terminal": false, "User": ["UID": 0, "GID": 0, "AdditionalGids": [0], "Username": ""],
-                    "Args": .array(args.map { .string($0) }), "Env": .array(env.map { .string($0) }), "Cwd": "/",
-                    "Capabilities": ["Ambient": [], "Bounding": capabilityList, "Effective": capabilityList, "Inheritable": [], "Permitted": capabilityList],
-                    "NoNewPrivileges": false,
-                ],
-                "Root": ["Path": "/run/kata-containers/shared/containers/c/rootfs", "Readonly": false],
-                "Mounts": [], "Linux": ["Namespaces": [["Type": "ipc", "Path": ""], ["Type": "mount", "Path": ""]]],
-            ],
-        ]
-    }
-
-    static let platformEnv = [
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=web-7d9c-abcde",
-        "KUBERNETES_SERVICE_HOST=10.0.0.1", "KUBERNETES_SERVICE_PORT=443", "KUBERNETES_SERVICE_PORT_HTTPS=443",
-        "KUBERNETES_PORT=tcp://10.0.0.1:443", "KUBERNETES_PORT_443_TCP=tcp://10.0.0.1:443", "KUBERNETES_PORT_443_TCP_PROTO=tcp",
-        "KUBERNETES_PORT_443_TCP_PORT=443", "KUBERNETES_PORT_443_TCP_ADDR=10.0.0.1", "NGINX_VERSION=1.27.0",
-        "AZURE_CLIENT_ID=0000", "AZURE_TENANT_ID=72f988bf-86f1-41af-91ab-2d7cd011db47",
-        "AZURE_FEDERATED_TOKEN_FILE=/var/run/secrets/azure/tokens/azure-identity-token", "AZURE_AUTHORITY_HOST=https://login.microsoftonline.com/",
-    ]
-    static let appEnv = platformEnv + ["FOO=bar", "LANG=C", "SECRET=s3cr3t", "EXTRA=anything",
-        "SkrClientKID=k", "SkrClientAKVEndpoint=vault.vault.azure.net", "SkrClientMAAEndpoint=sharedeus.eus.attest.azure.net"]
-
-    static func app(image: String = "nginx:1.27", name: String = "app", args: [String] = ["/app", "--port=8080"], env: [String] = appEnv,
-        namespace: String = namespace, capabilities: [String]? = nil) -> JSONValue {
-        createContainer(name: name, image: image, args: args, env: env, namespace: namespace, capabilities: capabilities)
-    }
-
-    static func exec(_ args: [String]) -> JSONValue {
-        ["container_id": "c", "exec_id": "e", "string_user": nil, "process": ["Terminal": false, "Args": .array(args.map { .string($0) }), "Env": [], "Cwd": "/"]]
-    }
-
-    static let sandbox: JSONValue = [
-        "hostname": "", "dns": [], "sandbox_pidns": false, "sandbox_id": "s", "guest_hook_path": "", "kernel_modules": [],
-        "storages": [["driver": "ephemeral", "source": "shm", "fstype": "tmpfs", "mount_point": "/run/kata-containers/sandbox/shm"]],
-    ]
-
-    // MARK: cases
-
-    struct Case: Sendable, CustomStringConvertible {
-        var name: String
-        var endpoint: String
-        var input: JSONValue
-        var allowed: Bool
-        var description: String { "\(allowed ? "allow" : "deny"): \(name)" }
-    }
-
-    static func attestationArgs(_ state: DesiredState) -> [String] {
-        state.deployment[path: ["spec", "template", "spec", "initContainers"]]?.arrayValue?.first { $0["name"] == "attestation" }?["env"]?.arrayValue?
-            .compactMap { variable in variable["name"]?.stringValue.map { "\($0)=\(variable["value"]?.stringValue ?? "")" } } ?? []
-    }
-
-    static func cases(_ state: DesiredState) -> [Case] {
-        [
-            Case(name: "the pause container", endpoint: "CreateContainerRequest",
-                 input: createContainer(name: nil, image: nil, args: ["/pause"], env: ["PATH=/usr/bin"], type: "sandbox"), allowed: true),
-            Case(name: "the app as declared", endpoint: "CreateContainerRequest", input: app(), allowed: true),
-            Case(name: "the app under its registry-qualified image name", endpoint: "CreateContainerRequest", input: app(image: "docker.io/library/nginx:1.27"), allowed: true),
-            Case(name: "an init container without command (arguments not pinned)", endpoint: "CreateContainerRequest",
-                 input: createContainer(name: "setup", image: "busybox:1.36", args: ["sh", "-c", "anything"], env: platformEnv), allowed: true),
-            Case(name: "the attestation container cwo added", endpoint: "CreateContainerRequest",
-                 input: createContainer(name: "attestation", image: "mcr.microsoft.com/aci/skr:2.7", args: ["/skr.sh"], env: platformEnv + attestationArgs(state)), allowed: true),
-            Case(name: "another image", endpoint: "CreateContainerRequest", input: app(image: "evil.io/miner:1"), allowed: false),
-            Case(name: "another container name", endpoint: "CreateContainerRequest", input: app(name: "intruder"), allowed: false),
-            Case(name: "other arguments", endpoint: "CreateContainerRequest", input: app(args: ["/app", "--debug"]), allowed: false),
-            Case(name: "an extra variable", endpoint: "CreateContainerRequest", input: app(env: appEnv + ["EVIL=1"]), allowed: false),
-            Case(name: "a loader variable from no allow-list", endpoint: "CreateContainerRequest", input: app(env: appEnv + ["LD_PRELOAD=/tmp/x.so"]), allowed: false),
-            Case(name: "a declared literal with another value", endpoint: "CreateContainerRequest",
-                 input: app(env: appEnv.filter { $0 != "FOO=bar" } + ["FOO=evil"]), allowed: false),
-            Case(name: "a declared literal that is also an image-config name, with another value", endpoint: "CreateContainerRequest",
-                 input: app(env: appEnv.filter { $0 != "LANG=C" } + ["LANG=fr_FR"]), allowed: false),
-            Case(name: "a privileged container the template did not declare", endpoint: "CreateContainerRequest",
-                 input: app(capabilities: ["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE"]), allowed: false),
-            Case(name: "another namespace", endpoint: "CreateContainerRequest", input: app(namespace: "other"), allowed: false),
-            Case(name: "a sandbox with the policy's shape", endpoint: "CreateSandboxRequest", input: sandbox, allowed: true),
-            Case(name: "a sandbox sharing the PID namespace", endpoint: "CreateSandboxRequest", input: { var s = sandbox; s["sandbox_pidns"] = true; return s }(), allowed: false),
-            Case(name: "the readiness probe's command", endpoint: "ExecProcessRequest", input: exec(["cat", "/tmp/ready"]), allowed: true),
-            Case(name: "a command from policy.exec.commands", endpoint: "ExecProcessRequest", input: exec(["/bin/date"]), allowed: true),
-            Case(name: "an interactive shell", endpoint: "ExecProcessRequest", input: exec(["sh"]), allowed: false),
-            Case(name: "a probe command with extra arguments", endpoint: "ExecProcessRequest", input: exec(["cat", "/tmp/ready", "/etc/shadow"]), allowed: false),
-            Case(name: "container logs", endpoint: "ReadStreamRequest", input: ["container_id": "c", "exec_id": "c", "len": 32768], allowed: true),
-            Case(name: "stdin", endpoint: "WriteStreamRequest", input: ["container_id": "c", "exec_id": "e", "data": [108, 115]], allowed: false),
-            Case(name: "closing stdin", endpoint: "CloseStdinRequest", input: ["container_id": "c", "exec_id": "e"], allowed: false),
-            Case(name: "replacing the policy", endpoint: "SetPolicyRequest", input: ["policy": "package agent_policy\ndefault CreateContainerRequest := true"], allowed: false),
-            Case(name: "a signal (allowed by default, as in the AKS rules)", endpoint: "SignalProcessRequest", input: ["container_id": "c", "exec_id": "", "signal": 15], allowed: true),
-            Case(name: "waiting for a process", endpoint: "WaitProcessRequest", input: ["container_id": "c", "exec_id": "c"], allowed: true),
-            Case(name: "a request type the policy does not name", endpoint: "GetMetricsRequest", input: [:], allowed: false),
-            Case(name: "pausing a container", endpoint: "PauseContainerRequest", input: ["container_id": "c"], allowed: false),
-            Case(name: "copying a mounted file into the VM", endpoint: "CopyFileRequest",
-                 input: ["path": "/run/kata-containers/shared/containers/c-0123456789abcdef-hosts", "file_size": 10, "file_mode": 420, "dir_mode": 493, "uid": 0, "gid": 0, "offset": 0], allowed: true),
-            Case(name: "copying a file anywhere else", endpoint: "CopyFileRequest",
-                 input: ["path": "/etc/kata-opa/default-policy.rego", "file_size": 10, "file_mode": 420, "dir_mode": 493, "uid": 0, "gid": 0, "offset": 0], allowed: false),
-        ]
-    }
-
-    static func evaluate(policy: String, _ queries: [(endpoint: String, input: JSONValue)]) async throws -> [JSONValue] {
-        let request: JSONValue = ["policy": .string(policy), "queries": .array(queries.map { ["endpoint": .string($0.endpoint), "input": $0.input] })]
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cwo-rego-\(UUID().uuidString).json").path
-        try JSONCoding.encoder.encode(request).write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Rego/evaluate.py").path
-        let output = try await runCommand(["python3", script, path])
-        let results = try JSONDecoder().decode([JSONValue].self, from: Data(output.utf8))
-        try #require(results.count == queries.count, "the engine answered \(results.count) of \(queries.count) queries: \(output)")
-        return results
-    }
-
-    @Test func everyRuleAllowsWhatTheWorkloadDeclaresAndDeniesTheRest() async throws {
-        let state = try Self.build()
-        let cases = Self.cases(state)
-        let results = try await Self.evaluate(policy: state.policy.text, cases.map { ($0.endpoint, $0.input) })
-        for (test, result) in zip(cases, results) {
-            #expect(result == .bool(test.allowed), "\(test): engine said \(result)")
+        // Without `command`, the image's entrypoint runs.
+        let args = (stringList(container["command"]) ?? ["/image-entrypoint"]) + (stringList(container["args"]) ?? [])
+        request["OCI"]?["Process"]?["Args"] = .array(args.map { .string($0) })
+        request["OCI"]?["Process"]?["Env"] = .array(env.map { .string($0) })
+        request["OCI"]?["Process"]?["User"] = ["UID": 0, "GID": 0, "AdditionalGids": [0], "Username": ""]
+        let mounts = (request[path: ["OCI", "Mounts"]]?.arrayValue ?? []).map { mount -> JSONValue in
+            var mount = mount
+            if let source = mount["source"]?.stringValue, source.contains("/shared/containers/") {
+                mount["source"] = .string(source.replacingOccurrences(of: base["container_id"]?.stringValue ?? "", with: id))
+            }
+            return mount
         }
+        request["OCI"]?["Mounts"] = .array(mounts)
+        request["storages"] = [[
+            "driver": "image_guest_pull", "driver_options": [], "fs_group": nil, "fstype": "overlay",
+            "mount_point": .string("/run/kata-containers/\(id)/rootfs"), "options": [], "source": .string(image), "shared": false,
+        ]]
+        return request
+    }
+
+    /// The workload's own pod (init, app and attestation containers, Key Vault variables, probes and
+    /// policy.exec): what it runs is allowed, and only that.
+    @Test func theWorkloadsPodRunsAndNothingElse() async throws {
+        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
+        let cases = try #require(try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/execprocessdeployment" }).cases
+        let base = try #require(cases.first).request
+        let state = try Self.build()
+        let containers = (state.deployment[path: ["spec", "template", "spec", "initContainers"]]?.arrayValue ?? [])
+            + (state.deployment[path: ["spec", "template", "spec", "containers"]]?.arrayValue ?? [])
+        let platform = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=web-7d9c5f8b6-abcde",
+                        "KUBERNETES_SERVICE_HOST=10.0.0.1", "AZURE_CLIENT_ID=0000", "EXTRA=anything"]
+        var sequence: [AgentSimulator.Request] = []
+        for (index, container) in containers.enumerated() {
+            let env = (container["env"]?.arrayValue ?? []).compactMap { variable -> String? in
+                guard let name = variable["name"]?.stringValue else { return nil }
+                return "\(name)=\(variable["value"]?.stringValue ?? "from-a-secret")"
+            }
+            let id = String(repeating: String(index + 1), count: 64)
+            sequence.append(.init(endpoint: "CreateContainerRequest", input: Self.create(container, env: platform + env, id: id, base: base)))
+        }
+        let app = try #require(containers.firstIndex { $0["name"] == "app" })
+        let appID = String(repeating: String(app + 1), count: 64)
+        let exec = { (args: [String]) -> AgentSimulator.Request in
+            var request = cases[1].request
+            request["container_id"] = .string(appID)
+            request["process"]?["Args"] = .array(args.map { .string($0) })
+            request["process"]?["Env"] = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+            request["process"]?["User"] = ["UID": 0, "GID": 0, "AdditionalGids": [0], "Username": ""]
+            return .init(endpoint: "ExecProcessRequest", input: request)
+        }
+        sequence += [exec(["cat", "/tmp/ready"]), exec(["/bin/date"]), exec(["sh"])]
+        var evil = sequence[app]
+        evil.input["container_id"] = .string(String(repeating: "f", count: 64))
+        let env = evil.input[path: ["OCI", "Process", "Env"]]?.arrayValue ?? []
+        evil.input["OCI"]?["Process"]?["Env"] = .array(env + ["LD_PRELOAD=/x.so"])
+        sequence.append(evil)
+
+        let expected = Array(repeating: JSONValue.bool(true), count: containers.count) + [true, true, false, false]
+        let results = try await AgentSimulator.run(policy: state.policy.text, sequences: [sequence], protos: suite.appendingPathComponent("protos").path)
+        for engine in AgentSimulator.engines {
+            #expect(results[engine]?.first == expected, "\(engine): \(containers.compactMap { $0["name"]?.stringValue }) then exec probe, policy.exec, sh, LD_PRELOAD")
+        }
+    }
+
+    @Test func workloadIdentityVariablesOnlyForPodsThatUseIt() async throws {
+        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
+        let base = try #require(try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/execprocessdeployment" }?.cases.first).request
+        var spec = Self.spec
+        spec["keyVault"] = nil
+        spec["attestation"] = ["enabled": false]
+        let state = try Self.build(spec)
+        let app = try #require(state.deployment[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first { $0["name"] == "app" })
+        let env = ["FOO=bar", "LANG=C", "SECRET=x"]
+        let results = try await AgentSimulator.run(policy: state.policy.text, sequences: [
+            [.init(endpoint: "CreateContainerRequest", input: Self.create(app, env: env, id: String(repeating: "1", count: 64), base: base))],
+            [.init(endpoint: "CreateContainerRequest", input: Self.create(app, env: env + ["AZURE_CLIENT_ID=0000"], id: String(repeating: "1", count: 64), base: base))],
+        ], protos: suite.appendingPathComponent("protos").path)
+        #expect(results == Dictionary(uniqueKeysWithValues: AgentSimulator.engines.map { ($0, [[true], [false]]) }))
+    }
+
+    @Test func copyFileFromAgentsBeforeThePreprocessedRequest() async throws {
+        let state = try Self.build()
+        let copied = "/run/kata-containers/shared/containers/\(String(repeating: "a", count: 64))-0123456789abcdef-resolv.conf"
+        let results = try await AgentSimulator.verdicts(policy: state.policy.text, [
+            .init(endpoint: "CopyFileRequest", input: ["path": .string(copied), "file_mode": 0o100644, "data": []]),
+            .init(endpoint: "CopyFileRequest", input: ["path": .string(copied), "file_mode": 0o120777, "data": []]),
+            .init(endpoint: "CopyFileRequest", input: ["path": "/etc/passwd", "file_mode": 0o100644, "data": []]),
+        ])
+        #expect(results == Dictionary(uniqueKeysWithValues: AgentSimulator.engines.map { ($0, [true, false, false]) }))
     }
 
     @Test func logsCanBeTurnedOff() async throws {
         var spec = Self.spec
         spec["policy"] = ["logs": false]
         let state = try Self.build(spec)
-        let results = try await Self.evaluate(policy: state.policy.text, [("ReadStreamRequest", ["container_id": "c", "exec_id": "c", "len": 1])])
-        #expect(results == [false])
-    }
-
-    @Test func workloadIdentityVariablesOnlyForPodsThatUseIt() async throws {
-        var spec = Self.spec
-        spec["keyVault"] = nil
-        let state = try Self.build(spec)
-        let env = Self.appEnv.filter { !$0.hasPrefix("SkrClient") }
-        let results = try await Self.evaluate(policy: state.policy.text, [
-            ("CreateContainerRequest", Self.app(env: env.filter { !$0.hasPrefix("AZURE_") })),
-            ("CreateContainerRequest", Self.app(env: env)),
-        ])
-        #expect(results == [true, false])
-    }
-
-    @Test func aPrivilegedContainerIsAllowedOnlyWhenDeclaredAndPermitted() async throws {
-        var spec = Self.spec
-        spec["policy"] = ["allowPrivileged": true]
-        spec["template"] = ["spec": ["containers": [["name": "app", "image": "nginx:1.27", "command": ["/app"], "args": ["--port=8080"], "securityContext": ["privileged": true]]]]]
-        let state = try Self.build(spec)
-        let env = Self.platformEnv + ["SkrClientKID=k", "SkrClientAKVEndpoint=vault.vault.azure.net", "SkrClientMAAEndpoint=sharedeus.eus.attest.azure.net"]
-        let results = try await Self.evaluate(policy: state.policy.text, [
-            ("CreateContainerRequest", Self.app(env: env, capabilities: ["CAP_SYS_ADMIN", "CAP_SYS_PTRACE"])),
-        ])
-        #expect(results == [true])
+        let results = try await AgentSimulator.verdicts(policy: state.policy.text, [.init(endpoint: "ReadStreamRequest", input: ["container_id": "c", "exec_id": "c", "len": 1])])
+        #expect(results == Dictionary(uniqueKeysWithValues: AgentSimulator.engines.map { ($0, [false]) }))
     }
 
     @Test func allowAllAllowsEverythingAndProvidedIsUsedVerbatim() async throws {
@@ -207,10 +152,11 @@ struct PolicyEngineTests {
         spec["policy"] = ["mode": "AllowAll", "allowInsecure": true]
         let allowAll = try Self.build(spec)
         #expect(allowAll.policy.mode == .allowAll)
-        let results = try await Self.evaluate(policy: allowAll.policy.text, [
-            ("CreateContainerRequest", Self.app(image: "evil.io/miner:1")), ("ExecProcessRequest", Self.exec(["sh"])), ("WriteStreamRequest", [:]),
+        let results = try await AgentSimulator.verdicts(policy: allowAll.policy.text, [
+            .init(endpoint: "CreateContainerRequest", input: ["OCI": ["Process": ["Args": ["/miner"]]]]),
+            .init(endpoint: "ExecProcessRequest", input: ["process": ["Args": ["sh"]]]), .init(endpoint: "WriteStreamRequest", input: [:]),
         ])
-        #expect(results == [true, true, true])
+        #expect(results == Dictionary(uniqueKeysWithValues: AgentSimulator.engines.map { ($0, [true, true, true]) }))
         #expect(allowAll.conditions.first?.reason == "AllowAllInsecure")
 
         let provided = "package agent_policy\n\ndefault CreateContainerRequest := false\n"
@@ -224,11 +170,27 @@ struct PolicyEngineTests {
         }
     }
 
-    @Test func theGeneratedPolicyParsesInTheAgentsEngine() async throws {
-        // A syntax the agent's regorus rejects would make every request an error; the engine must answer booleans.
-        let state = try Self.build()
-        let results = try await Self.evaluate(policy: state.policy.text, [("AllowRequestsFailingPolicy", [:]), ("StartContainerRequest", [:])])
-        #expect(results == [false, true])
+    @Test func everyGoldenAndGeneratedPolicyLoadsInBothEngines() async throws {
+        // A syntax an agent's regorus rejects would make every request an error; both engines must answer booleans.
+        let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+        var policies = [try Self.build().policy.text]
+        for file in try FileManager.default.contentsOfDirectory(atPath: golden.path).sorted() {
+            let text = try String(contentsOf: golden.appendingPathComponent(file), encoding: .utf8)
+            for document in try YAMLDocuments.parse(text) {
+                if let annotation = document[path: ["spec", "template", "metadata", "annotations", AgentPolicy.annotationKey]]?.stringValue,
+                   let data = Data(base64Encoded: annotation), let policy = String(data: data, encoding: .utf8) {
+                    policies.append(policy)
+                }
+            }
+        }
+        #expect(policies.count > 1, "no policy found in the golden files")
+        for policy in policies {
+            let results = try await AgentSimulator.verdicts(policy: policy, [
+                .init(endpoint: "AllowRequestsFailingPolicy", input: [:]), .init(endpoint: "StartContainerRequest", input: [:]),
+                .init(endpoint: "VolumeStatsRequest", input: [:]),
+            ])
+            #expect(results == Dictionary(uniqueKeysWithValues: AgentSimulator.engines.map { ($0, [false, true, false]) }))
+        }
     }
 }
 

@@ -68,7 +68,8 @@ public struct DesiredState: Sendable {
         let policy: AgentPolicy
         switch spec.policy.mode {
         case .generated:
-            policy = PolicyBuilder.generate(template: template, namespace: namespace, settings: spec.policy, workloadIdentity: spec.keyVault != nil)
+            policy = PolicyBuilder.generate(template: template, namespace: namespace, settings: spec.policy, workloadIdentity: spec.keyVault != nil,
+                                            pods: .deployment(name))
         case .allowAll:
             policy = PolicyBuilder.allowAll()
         case .provided:

@@ -33,100 +33,66 @@ public struct AgentPolicy: Sendable, Hashable {
 
 /// Generates the agent policy of a final pod template (after cwo added everything it adds).
 public enum PolicyBuilder {
-    /// The runtime's default capabilities (containerd's defaults, which Kata passes on).
-    static let defaultCapabilities = [
-        "CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_MKNOD",
-        "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
-    ]
+    /// The names a workload's pods have, as the pause container reports them in `io.kubernetes.cri.sandbox-name`.
+    public enum PodNames: Sendable, Hashable {
+        /// Pods of the Deployment of this name: `<name>-<pod-template-hash>-<5 characters>`.
+        case deployment(String)
+        /// One pod of exactly this name.
+        case pod(String)
+        /// Pods named by `metadata.generateName`: this prefix and a generated suffix.
+        case generated(String)
+        /// Any pod name (the sandbox name is then only pinned by the pod's first container).
+        case any
 
-    /// Variables the platform injects, as regular expressions over `NAME=value`.
-    static let platformEnvRegex = [
-        #"^HOSTNAME=[A-Za-z0-9_.-]+$"#,
-        // Service links (kubelet): FOO_SERVICE_HOST, FOO_SERVICE_PORT[_NAME], FOO_PORT, FOO_PORT_80_TCP[_PROTO|_PORT|_ADDR].
-        #"^[A-Z0-9_]+_SERVICE_HOST=[0-9A-Fa-f.:]+$"#,
-        #"^[A-Z0-9_]+_SERVICE_PORT(_[A-Z0-9_]+)?=[0-9]{1,5}$"#,
-        #"^[A-Z0-9_]+_PORT=(tcp|udp|sctp)://[0-9A-Fa-f.:\[\]]+:[0-9]{1,5}$"#,
-        #"^[A-Z0-9_]+_PORT_[0-9]{1,5}_(TCP|UDP|SCTP)=(tcp|udp|sctp)://[0-9A-Fa-f.:\[\]]+:[0-9]{1,5}$"#,
-        #"^[A-Z0-9_]+_PORT_[0-9]{1,5}_(TCP|UDP|SCTP)_PROTO=(tcp|udp|sctp)$"#,
-        #"^[A-Z0-9_]+_PORT_[0-9]{1,5}_(TCP|UDP|SCTP)_PORT=[0-9]{1,5}$"#,
-        #"^[A-Z0-9_]+_PORT_[0-9]{1,5}_(TCP|UDP|SCTP)_ADDR=[0-9A-Fa-f.:]+$"#,
-    ]
-
-    /// What the workload-identity webhook injects (only for pods that use it).
-    static let workloadIdentityEnvRegex = [
-        #"^AZURE_CLIENT_ID=[A-Fa-f0-9-]*$"#,
-        #"^AZURE_TENANT_ID=[A-Fa-f0-9-]*$"#,
-        #"^AZURE_FEDERATED_TOKEN_FILE=/var/run/secrets/azure/(tokens/azure-identity-token|wi/token/azure-identity-token)$"#,
-        #"^AZURE_AUTHORITY_HOST=https://login\.microsoftonline\.com/$"#,
-    ]
-
-    public static let pauseCommand: [String] = ["/pause"]
-
-    public static func generate(template: JSONValue, namespace: String, settings: PolicySettings, workloadIdentity: Bool) -> AgentPolicy {
-        let podSpec = template["spec"] ?? [:]
-        var containers: [JSONValue] = [["kind": "sandbox", "name": "", "command": .array(pauseCommand.map { .string($0) })]]
-        var execCommands: [[String]] = []
-        var unpinnedArguments: [String] = []
-        for container in (podSpec["initContainers"]?.arrayValue ?? []) + (podSpec["containers"]?.arrayValue ?? []) {
-            let name = container["name"]?.stringValue ?? ""
-            let command = container["command"]?.arrayValue?.compactMap(\.stringValue)
-            let args = container["args"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            if command == nil { unpinnedArguments.append(name) }
-            var literals: [String] = []
-            var fromSources: [String] = []
-            var names: [String] = []
-            for variable in container["env"]?.arrayValue ?? [] {
-                guard let variableName = variable["name"]?.stringValue else { continue }
-                names.append(variableName)
-                if let value = variable["valueFrom"], !value.isNull {
-                    fromSources.append(variableName)
-                } else {
-                    literals.append("\(variableName)=\(variable["value"]?.stringValue ?? "")")
-                }
-            }
-            let privileged = container[path: ["securityContext", "privileged"]]?.boolValue ?? false
-            let added = (container[path: ["securityContext", "capabilities", "add"]]?.arrayValue ?? []).compactMap(\.stringValue).map {
-                $0.hasPrefix("CAP_") ? $0 : "CAP_\($0)"
-            }
-            containers.append([
-                "kind": "container",
-                "name": .string(name),
-                "images": .array(imageNames(container["image"]?.stringValue ?? "").map { .string($0) }),
-                "command": command.map { .array(($0 + args).map { .string($0) }) } ?? .null,
-                "env": .array(literals.map { .string($0) }),
-                "env_from": .array(fromSources.map { .string($0) }),
-                "env_names": .array(names.map { .string($0) }),
-                "privileged": .bool(privileged),
-                "capabilities": .array(Array(Set(defaultCapabilities + added)).sorted().map { .string($0) }),
-            ])
-            for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-                if let exec = container[path: [probe, "exec", "command"]]?.arrayValue?.compactMap(\.stringValue) { execCommands.append(exec) }
-            }
-            for hook in ["postStart", "preStop"] {
-                if let exec = container[path: ["lifecycle", hook, "exec", "command"]]?.arrayValue?.compactMap(\.stringValue) {
-                    execCommands.append(exec)
-                }
+        var pattern: String {
+            switch self {
+            case .deployment(let name):
+                // The ReplicaSet's generateName `<name>-<hash>-` is cut at 58 characters before the 5 random ones.
+                name.count + 12 <= 58 ? "^" + RuntimeFacts.escape(name) + "-[a-z0-9]{1,10}-[a-z0-9]{5}$"
+                    : "^" + RuntimeFacts.escape(String(name.prefix(58))) + "[-a-z0-9]{0,12}[a-z0-9]{5}$"
+            case .pod(let name): "^" + RuntimeFacts.escape(name) + "$"
+            case .generated(let prefix): "^" + RuntimeFacts.escape(prefix) + "[a-z0-9]{1,10}$"
+            case .any: #"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"#
             }
         }
-        execCommands.append(contentsOf: settings.execCommands)
-        var seen: Set<[String]> = []
-        execCommands = execCommands.filter { seen.insert($0).inserted }
+    }
 
-        let envNames = Array(Set(settings.allowedEnvVars + settings.imageEnvVars)).sorted()
+    /// The policy of a final pod template: the rules, then `policy_data` with one expectation per container
+    /// (the pause container first) and the runtime's facts.
+    public static func generate(template: JSONValue, namespace: String, settings: PolicySettings, workloadIdentity: Bool,
+                                pods: PodNames = .any) -> AgentPolicy {
+        let podSpec = template["spec"] ?? [:]
+        let expectation = ContainerExpectation(template: template, workloadIdentity: workloadIdentity,
+                                               namespace: namespace, podName: pods.pattern)
+        let containers = (podSpec["initContainers"]?.arrayValue ?? []) + (podSpec["containers"]?.arrayValue ?? [])
         let data: JSONValue = [
             "namespace": .string(namespace),
-            "containers": .array(containers),
-            "env_names": .array(envNames.map { .string($0) }),
-            "env_regex": .array((platformEnvRegex + (workloadIdentity ? workloadIdentityEnvRegex : [])).map { .string($0) }),
-            "exec_commands": .array(execCommands.map { .array($0.map { .string($0) }) }),
+            "sandbox_name": .string(pods.pattern),
+            "share_process_namespace": .bool(podSpec["shareProcessNamespace"]?.boolValue ?? false),
+            "containers": .array([expectation.pause] + containers.map(expectation.container)),
+            "sysctls": expectation.sysctls,
+            "platform_env": expectation.platformEnv,
+            "image_env_names": RuntimeFacts.strings(Array(Set(settings.imageEnvVars + settings.allowedEnvVars)).sorted()),
+            "exec": .array(settings.execCommands.uniqued().map { RuntimeFacts.strings($0) }),
             "logs": .bool(settings.logs),
+            "runtime": RuntimeFacts.policyData,
         ]
         let text = PolicyRules.header + "\n" + PolicyRules.defaults + "\n\n" + PolicyRules.rules + "policy_data := " + CanonicalJSON.pretty(data) + "\n"
-        var limits = ["image layers are not pinned (images are matched by name; pin them by digest)"]
-        if !unpinnedArguments.isEmpty {
-            limits.append("arguments are not pinned for containers without command: \(unpinnedArguments.joined(separator: ", "))")
+        return AgentPolicy(mode: .generated, text: text, limits: limits(containers, settings: settings))
+    }
+
+    /// What the policy cannot pin until cwo reads image configs, said in PolicyReady.
+    static func limits(_ containers: [JSONValue], settings: PolicySettings) -> [String] {
+        var limits: [String] = []
+        let unpinned = containers.filter { $0["command"] == nil }.compactMap { $0["name"]?.stringValue }
+        if !unpinned.isEmpty {
+            limits.append("the image entrypoint is not pinned for containers without command (only their args are): \(unpinned.joined(separator: ", "))")
         }
-        return AgentPolicy(mode: .generated, text: text, limits: limits)
+        let names = Set(settings.imageEnvVars + settings.allowedEnvVars)
+        if !names.isEmpty {
+            limits.append("the \(names.count) variable names of policy.imageEnvVars and policy.allowedEnvVars may have any value")
+        }
+        return limits
     }
 
     public static func allowAll() -> AgentPolicy {
@@ -150,6 +116,15 @@ public enum PolicyBuilder {
     /// and in the registry-qualified form containerd uses.
     static func imageNames(_ image: String) -> [String] {
         var names = [image]
+        // containerd reports `repo:tag@sha256:...` as `repo@sha256:...`.
+        if let at = image.firstIndex(of: "@") {
+            let repository = image[..<at]
+            let lastComponent = repository.split(separator: "/").last ?? repository[...]
+            if let colon = lastComponent.lastIndex(of: ":") {
+                let digestForm = String(repository[..<colon]) + image[at...]
+                return (names + imageNames(digestForm)).uniqued()
+            }
+        }
         let lastComponent = image.split(separator: "/").last.map(String.init) ?? image
         let tagged = image.contains("@") || lastComponent.contains(":") ? image : image + ":latest"
         names.append(tagged)
@@ -158,8 +133,14 @@ public enum PolicyBuilder {
         if !hasRegistry {
             names.append("docker.io/" + (image.contains("/") ? "" : "library/") + tagged)
         }
-        var seen: Set<String> = []
-        return names.filter { seen.insert($0).inserted }
+        return names.uniqued()
+    }
+}
+
+extension Array where Element: Hashable {
+    func uniqued() -> [Element] {
+        var seen: Set<Element> = []
+        return filter { seen.insert($0).inserted }
     }
 }
 
@@ -202,8 +183,8 @@ public enum CanonicalJSON {
     }
 }
 
-/// The Deployment cache keeps the policy annotation (~10 KB per Deployment) as a digest: the drift check
-/// compares digests, and a thousand workloads cost a thousand hashes instead of ten megabytes.
+/// The Deployment cache keeps the policy annotation (~50 KB per Deployment) as a digest: the drift check
+/// compares digests, and a thousand workloads cost a thousand hashes instead of fifty megabytes.
 public enum PolicyDigest {
     /// `spec` with the pod template's policy annotation replaced by `sha256:<hex of the annotation>`.
     public static func project(deployment spec: JSONValue?) -> JSONValue? {

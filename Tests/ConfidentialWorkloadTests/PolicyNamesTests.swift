@@ -1,0 +1,33 @@
+@testable import ConfidentialWorkload
+import Foundation
+import Testing
+
+/// The names the runtime reports, as the policy must accept them.
+@Suite("Image and pod names in the policy")
+struct PolicyNamesTests {
+    @Test(arguments: [
+        ("nginx", ["nginx", "nginx:latest", "docker.io/library/nginx:latest"]),
+        ("team/app:1", ["team/app:1", "docker.io/team/app:1"]),
+        ("nginx:1.27@sha256:\(String(repeating: "a", count: 64))", [
+            "nginx:1.27@sha256:\(String(repeating: "a", count: 64))", "nginx@sha256:\(String(repeating: "a", count: 64))",
+            "docker.io/library/nginx@sha256:\(String(repeating: "a", count: 64))",
+        ]),
+        ("localhost:5000/app:2@sha256:\(String(repeating: "b", count: 64))", ["localhost:5000/app@sha256:\(String(repeating: "b", count: 64))"]),
+        ("registry.example/app", ["registry.example/app", "registry.example/app:latest"]),
+    ])
+    func imageNamesCoverEveryFormContainerdReports(image: String, reported: [String]) {
+        let names = PolicyBuilder.imageNames(image)
+        for name in reported { #expect(names.contains(name), "\(image): \(name) missing from \(names)") }
+        #expect(!names.contains { $0.hasPrefix("docker.io/") && image.hasPrefix("registry.example") })
+    }
+
+    @Test func podNamesOfADeploymentIncludeTruncatedOnes() throws {
+        let short = try Regex(PolicyBuilder.PodNames.deployment("web").pattern)
+        #expect(try short.wholeMatch(in: "web-7c56d66754-pq9qp") != nil)
+        #expect(try short.wholeMatch(in: "web2-7c56d66754-pq9qp") == nil)
+        #expect(try short.wholeMatch(in: "other-7c56d66754-pq9qp") == nil)
+        let name = String(repeating: "n", count: 55)
+        let long = try Regex(PolicyBuilder.PodNames.deployment(name).pattern)
+        #expect(try long.wholeMatch(in: name + "-7c" + "pq9qp") != nil) // "<name>-<hash>-" cut at 58 characters
+    }
+}
