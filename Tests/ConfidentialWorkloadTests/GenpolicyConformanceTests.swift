@@ -13,6 +13,8 @@ struct GenpolicyConformanceTests {
         // Also: its sandbox id is not the one the pod's pause container (case #0) pinned.
         "createcontainer/security_context/runas#1": imageConfig + " (its env REDIS_PORT, WORKDIR /data, VOLUMEs /data and /node-conf)",
         "createcontainer/security_context/supplemental_groups#0": imageConfig + " (its env REDIS_PORT, WORKDIR /data, VOLUMEs /data and /node-conf)",
+        // Also: the recorded request holds genpolicy's placeholders where a runtime sends values
+        // (capabilities "$(default_caps)", "HOSTNAME=$(host-name)").
         "createcontainer/volumes/container_image#0": imageConfig + " (its env REDIS_PORT, WORKDIR /data, VOLUMEs /data and /node-conf)",
     ]
     static let imageConfig = "needs the image config from a registry"
