@@ -41,7 +41,7 @@ struct CoCoIntegrationTests {
         try await Harness.with("coco", kbs: broker) { harness in
             try await harness.ensureRuntimeClass("kata-qemu-snp")
             _ = try await harness.createWorkload("web", spec: Self.spec(kbs))
-            let ready = try await harness.waitForStatus("web", "Ready with its KBS grant") { $0.condition("Ready")?.status == .true }
+            let ready = try await harness.waitForStatus("web", "Ready with its KBS grant", timeout: .seconds(40)) { $0.condition("Ready")?.status == .true }
             let status = try #require(ready.status)
             let rendered = try await harness.rendered("web")
             let initData = try #require(rendered.initData)

@@ -54,15 +54,8 @@ public struct DesiredState: Sendable {
         let namespace = workload.metadata.namespace ?? ""
         var template = DeploymentBuilder.podTemplate(for: workload, spec: spec)
 
-        var placement: AttestationSettings.Placement?
-        if spec.attestation.enabled {
-            let effective = AttestationBuilder.effectivePlacement(spec.attestation, nativeSidecars: context.nativeSidecars)
-            AttestationBuilder.add(to: &template, settings: spec.attestation, placement: effective)
-            placement = effective
-        }
-        if let keyVault = spec.keyVault, let maa = spec.attestation.maaEndpoint {
-            KeyVaultBuilder.bind(&template, workload: name, settings: keyVault, maaEndpoint: maa)
-        }
+        let platform = spec.platform.artifacts
+        let placement = platform.prepare(&template, workload: name, spec: spec, context: context)
 
         // The policy is made from the final template: every container cwo added is in it.
         let policy: AgentPolicy
@@ -86,29 +79,14 @@ public struct DesiredState: Sendable {
         var metadata = template["metadata"]?.objectValue ?? [:]
         var annotations = metadata["annotations"]?.objectValue ?? [:]
         // What the TEE measures: the policy itself (AKS), or initdata holding it (CoCo).
-        var delivered: [String: String]
-        var initData: InitData?
-        let current: String
-        switch spec.platform {
-        case .aks:
-            delivered = [AgentPolicy.annotationKey: policy.annotation, AgentPolicy.hashAnnotationKey: policy.hash]
-            current = policy.hash
-        case .coco:
-            let settings = spec.coco ?? CoCoSettings()
-            var kbs: (url: String, certificate: String?)?
-            if let broker = spec.kbs {
-                if let configMap = broker.caConfigMap, context.kbsCertificate == nil {
-                    let problem = context.kbsCertificateProblem ?? "ConfigMap \(configMap.name) (key \(configMap.key)) was not found"
-                    return .failure(SpecErrors([SpecError("spec.kbs.caConfigMapRef", problem, reason: "KBSCertificateNotFound")]))
-                }
-                kbs = (broker.url, context.kbsCertificate)
-            }
-            let document = InitData(policy: policy.text, kbs: kbs, extra: settings.extraData, algorithm: settings.algorithm)
-            let key = settings.annotation == .legacy ? InitData.legacyAnnotation : InitData.currentAnnotation
-            delivered = [key: document.annotationValue, InitData.digestAnnotation: document.digestHex]
-            initData = document
-            current = document.digestHex
+        let delivery: PolicyDelivery
+        switch platform.deliver(policy, spec: spec, context: context) {
+        case .success(let delivered): delivery = delivered
+        case .failure(let error): return .failure(SpecErrors([error]))
         }
+        let delivered = delivery.annotations
+        let initData = delivery.initData
+        let current = delivery.measurement
         // The API server refuses annotations over 256 KiB in total; say so here rather than fail on apply.
         let annotationBytes = annotations.reduce(0) { $0 + $1.key.utf8.count + ($1.value.stringValue?.utf8.count ?? 0) }
             + delivered.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
@@ -160,6 +138,14 @@ public enum ArtifactConditions {
             policyMessage = "INSECURE: the allow-all policy \(state.policy.hash) lets the host run anything in the VM"
         }
         if !state.policy.limits.isEmpty { policyMessage += "; not enforced: " + state.policy.limits.joined(separator: "; ") }
+        if state.policy.mode == .generated {
+            // Stricter than the image may need, until cwo reads image configs and layers from the registry.
+            var assumed = ["a container whose template sets no runAsUser/runAsGroup/workingDir runs as UID 0 in /"]
+            if spec.platform == .aks {
+                assumed.append("image layers pulled on the host (dm-verity) are denied: their hashes are not known yet, so images must be pulled in the guest")
+            }
+            policyMessage += "; assumed without the image config: " + assumed.joined(separator: "; ")
+        }
         if !spec.warnings.isEmpty { policyMessage += "; warnings: " + spec.warnings.joined(separator: "; ") }
 
         let attestation: ConditionInput
