@@ -337,6 +337,12 @@ for size in options.sizes {
         report("convergence.\(size).c\(concurrency).cwo_s", cwoMedian, "2. convergence of \(size) at concurrency \(concurrency): cwo (median of \(repeats))", unit: "s")
         report("convergence.\(size).c\(concurrency).raw_s", rawMedian, "3.    raw floor, same writes, same concurrency", unit: "s")
         report("convergence.\(size).c\(concurrency).ratio", cwoMedian / max(rawMedian, 0.001), "      cwo / raw", unit: "x")
+        // The spread: these shared cores move a run by tens of percent.
+        let ratios = zip(cwoTimes, rawTimes).map { $0 / max($1, 0.001) }
+        report("convergence.\(size).c\(concurrency).cwo_min_s", cwoTimes.min() ?? 0, "      cwo min of \(repeats)", unit: "s")
+        report("convergence.\(size).c\(concurrency).cwo_max_s", cwoTimes.max() ?? 0, "      cwo max of \(repeats)", unit: "s")
+        report("convergence.\(size).c\(concurrency).ratio_min", ratios.min() ?? 0, "      cwo / raw, lowest run", unit: "x")
+        report("convergence.\(size).c\(concurrency).ratio_max", ratios.max() ?? 0, "      cwo / raw, highest run", unit: "x")
     }
 }
 

@@ -5,6 +5,8 @@ import ControllerRuntime
 import Foundation
 import KubernetesClient
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import TrusteeKBS
 
@@ -149,18 +151,23 @@ struct Run: AsyncParsableCommand {
         configuration.burst = kubeApiBurst
         logger.info("starting", metadata: ["config": "\(configuration.summary)", "namespace": "\(namespace ?? "<all>")", "concurrency": "\(concurrency)"])
 
-        let metrics = OperatorMetrics()
+        // Metrics go through swift-metrics; this executable chooses Prometheus, with controller-runtime's buckets.
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultValueHistogramBuckets = OperatorMetrics.queueBuckets
+        factory.valueHistogramBuckets = OperatorMetrics.histogramBuckets
+        MetricsSystem.bootstrap(factory)
         let client = try KubeClient(configuration: configuration, logger: Logger(label: "cwo.kube")) { method, code, host, _ in
-            metrics.request(method: method, code: code, host: host)
+            OperatorMetrics.request(method: method, code: code, host: host)
         }
         let identity = "\(ProcessInfo.processInfo.hostName)_\(UUID().uuidString.prefix(8).lowercased())"
-        let observer = metrics.controllerObserver(WorkloadOperator.controllerName, concurrency: concurrency)
+        let observer = OperatorMetrics.controllerObserver(WorkloadOperator.controllerName, concurrency: concurrency)
         let events = EventRecorder(client: client, controller: "cwo", instance: identity, logger: logger)
-        let keyRelease = try makeKeyRelease(metrics: metrics, logger: logger)
+        let keyRelease = try makeKeyRelease(logger: logger)
         let kbs = try makeKBSBroker(logger: logger)
         let workloadOperator = WorkloadOperator(
             client: client, options: .init(namespace: namespace, concurrency: concurrency), logger: logger, queueObserver: observer,
-            observer: observer, events: events, metrics: metrics, keyRelease: keyRelease, kbs: kbs)
+            observer: observer, events: events, keyRelease: keyRelease, kbs: kbs)
 
         var elector: LeaderElector?
         if leaderElect {
@@ -170,9 +177,9 @@ struct Run: AsyncParsableCommand {
             election.leaseDuration = .seconds(leaseDuration)
             election.renewDeadline = .seconds(renewDeadline)
             election.retryPeriod = .seconds(retryPeriod)
-            metrics.leader(leaderElectionId, isLeader: false)
+            OperatorMetrics.leader(leaderElectionId, isLeader: false)
             let name = leaderElectionId
-            elector = LeaderElector(client: client, configuration: election, logger: logger) { metrics.leader(name, isLeader: $0) }
+            elector = LeaderElector(client: client, configuration: election, logger: logger) { OperatorMetrics.leader(name, isLeader: $0) }
         }
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
@@ -182,8 +189,8 @@ struct Run: AsyncParsableCommand {
         ]
         if let endpoints = HTTPEndpoints(address: metricsBindAddress, routes: [
             "/metrics": {
-                metrics.workloads(ready: workloadOperator.workloadsByReady())
-                return (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics.text())
+                WorkloadMetrics.workloads(ready: workloadOperator.workloadsByReady())
+                return (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToString())
             },
         ], logger: logger) {
             services.append(.init(service: EndpointsService(endpoints: endpoints)))
@@ -223,14 +230,14 @@ struct Run: AsyncParsableCommand {
 extension Run {
     /// Key Vault access through cwo's own workload identity, when its pod has one. Without it, workloads
     /// with `releasePolicy: Managed` say so in KeyReleaseBound; everything else works.
-    func makeKeyRelease(metrics: OperatorMetrics, logger: Logger) throws -> KeyReleaseManager {
+    func makeKeyRelease(logger: Logger) throws -> KeyReleaseManager {
         var options = KeyReleaseManager.Options()
         options.cleanupTimeout = .milliseconds(Int64(keyReleaseCleanupTimeout * 1000))
         options.resync = .milliseconds(Int64(keyReleaseResync * 1000))
         switch WorkloadIdentity.fromEnvironment() {
         case .success(let identity):
             var azure = AzureOptions(additionalCAFile: azureCaFile)
-            azure.observer = { method, code, _ in metrics.keyVaultRequest(method: method, code: code) }
+            azure.observer = { method, code, _ in WorkloadMetrics.keyVaultRequest(method: method, code: code) }
             logger.info("Key Vault access", metadata: ["clientID": "\(identity.clientID)", "authority": "\(identity.authorityHost)"])
             return KeyReleaseManager(client: try KeyVaultClient(identity: identity, options: azure, logger: Logger(label: "cwo.azure")), options: options)
         case .failure(let missing):

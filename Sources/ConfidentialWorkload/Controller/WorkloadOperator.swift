@@ -25,11 +25,11 @@ public final class WorkloadOperator: Sendable {
 
     public init(
         client: KubeClient, options: Options, logger: Logger, queueObserver: (any WorkQueueObserver)? = nil,
-        observer: (any ControllerObserver)? = nil, events: EventRecorder? = nil, metrics: OperatorMetrics? = nil,
+        observer: (any ControllerObserver)? = nil, events: EventRecorder? = nil,
         keyRelease: KeyReleaseManager? = nil, kbs: KBSBroker? = nil
     ) {
         reconciler = WorkloadReconciler(
-            client: client, caches: caches, logger: logger, events: events, metrics: metrics, keyRelease: keyRelease, kbs: kbs)
+            client: client, caches: caches, logger: logger, events: events, keyRelease: keyRelease, kbs: kbs)
         controller = Controller(
             name: Self.controllerName, reconciler: reconciler, options: .init(concurrency: options.concurrency), logger: logger,
             queueObserver: queueObserver, observer: observer)

@@ -19,7 +19,6 @@ public final class WorkloadReconciler: Reconciler {
     let logger: Logger
     let now: @Sendable () -> String
     let events: WorkloadEventSink
-    let metrics: OperatorMetrics?
     let memories = WorkloadMemories()
     /// Key Vault (AKS) and the Trustee KBS (CoCo): each answers for the workloads it serves.
     let keyReleases: [any KeyReleaseBackend]
@@ -29,14 +28,13 @@ public final class WorkloadReconciler: Reconciler {
     public let providedPolicyRefresh: Duration = .seconds(60)
 
     public init(
-        client: KubeClient, caches: WorkloadCaches, logger: Logger, events: EventRecorder? = nil, metrics: OperatorMetrics? = nil,
+        client: KubeClient, caches: WorkloadCaches, logger: Logger, events: EventRecorder? = nil,
         keyRelease: KeyReleaseManager? = nil, kbs: KBSBroker? = nil, now: @escaping @Sendable () -> String = { StatusBuilder.timestamp() }
     ) {
         self.client = client
         self.caches = caches
         self.logger = logger
         self.events = WorkloadEventSink(recorder: events)
-        self.metrics = metrics
         self.now = now
         let keyVault = KeyVaultRelease(
             manager: keyRelease ?? KeyReleaseManager(unavailable: "cwo runs without Key Vault access"), memories: memories, events: self.events,
@@ -169,7 +167,7 @@ public final class WorkloadReconciler: Reconciler {
             kept.deployment["spec"] = PolicyDigest.project(deployment: state.deployment["spec"])
             return kept
         }
-        metrics?.policyGenerated(seconds: (ContinuousClock.now - start).seconds)
+        WorkloadMetrics.policyGenerated(seconds: (ContinuousClock.now - start).seconds)
         var memo = WorkloadMemory.BuildMemo(spec: workload.spec, context: context, result: result)
         if case .success(let state) = result {
             memo.deployment = CompactJSON(state.deployment)

@@ -1,11 +1,11 @@
-import Prometheus
+import CoreMetrics
 
-/// controller-runtime's metrics, with its names and labels, so existing dashboards and alerts work.
-public final class OperatorMetrics: Sendable {
-    public let registry: PrometheusCollectorRegistry
-
+/// controller-runtime's metrics, with its names and labels, so existing dashboards and alerts work,
+/// recorded through the swift-metrics API: the executable chooses the backend (cwo: Prometheus, with
+/// the buckets below) and a library user may choose another.
+public enum OperatorMetrics {
     /// controller-runtime's reconcile-time buckets.
-    static let reconcileBuckets: [Double] = [
+    public static let reconcileBuckets: [Double] = [
         0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5,
         3.0, 3.5, 4.0, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
     ]
@@ -13,97 +13,78 @@ public final class OperatorMetrics: Sendable {
     public static let queueBuckets: [Double] = (-8...1).map { pow10($0) }
     static func pow10(_ exponent: Int) -> Double { exponent >= 0 ? (0..<exponent).reduce(1.0) { r, _ in r * 10 } : 1 / pow10(-exponent) }
 
-    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
-        self.registry = registry
-    }
-
-    public func text() -> String { registry.emitToString() }
-
-    // Metrics of the application built on the runtime, in the same registry.
-
-    public func setGauge(_ name: String, labels: [(String, String)] = [], help: String, to value: Double) {
-        registry.makeGauge(name: name, labels: labels, help: help).set(to: value)
-    }
-
-    public func increment(_ name: String, labels: [(String, String)] = [], help: String) {
-        registry.makeCounter(name: name, labels: labels, help: help).increment()
-    }
-
-    public func record(_ name: String, labels: [(String, String)] = [], buckets: [Double] = queueBuckets, help: String, _ value: Double) {
-        registry.makeValueHistogram(name: name, labels: labels, buckets: buckets, help: help).record(value)
+    /// The histograms and their buckets, for the backend's configuration.
+    public static var histogramBuckets: [String: [Double]] {
+        [
+            "controller_runtime_reconcile_time_seconds": reconcileBuckets, "workqueue_work_duration_seconds": queueBuckets,
+            "workqueue_queue_duration_seconds": queueBuckets,
+        ]
     }
 
     /// `rest_client_requests_total{code,method,host}`.
-    public func request(method: String, code: String, host: String) {
-        registry.makeCounter(name: "rest_client_requests_total", labels: [("code", code), ("method", method), ("host", host)],
-            help: "Number of HTTP requests, partitioned by status code, method, and host.").increment()
+    public static func request(method: String, code: String, host: String) {
+        Counter(label: "rest_client_requests_total", dimensions: [("code", code), ("method", method), ("host", host)]).increment()
     }
 
-    public func leader(_ name: String, isLeader: Bool) {
-        registry.makeGauge(name: "leader_election_master_status", labels: [("name", name)],
-            help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master.")
-            .set(to: isLeader ? 1.0 : 0.0)
+    /// `leader_election_master_status{name}`.
+    public static func leader(_ name: String, isLeader: Bool) {
+        Gauge(label: "leader_election_master_status", dimensions: [("name", name)]).record(isLeader ? 1 : 0)
     }
 
-
-    public func controllerObserver(_ controller: String, concurrency: Int) -> any ControllerObserver & WorkQueueObserver {
-        registry.makeGauge(name: "controller_runtime_max_concurrent_reconciles", labels: [("controller", controller)],
-            help: "Maximum number of concurrent reconciles per controller").set(to: Double(concurrency))
-        registry.makeGauge(name: "controller_runtime_active_workers", labels: [("controller", controller)],
-            help: "Number of currently used workers per controller").set(to: 0.0)
-        registry.makeCounter(name: "controller_runtime_reconcile_errors_total", labels: [("controller", controller)],
-            help: "Total number of reconciliation errors per controller").increment(by: Int64(0))
-        for result in ["success", "error", "requeue", "requeue_after"] {
-            registry.makeCounter(name: "controller_runtime_reconcile_total", labels: [("controller", controller), ("result", result)],
-                help: "Total number of reconciliations per controller").increment(by: Int64(0))
-        }
-        let metrics = ControllerMetrics(registry: registry, controller: controller)
+    /// The `controller_runtime_*` and `workqueue_*` metrics of one controller, zeroed so they show before
+    /// the first reconcile.
+    public static func controllerObserver(_ controller: String, concurrency: Int) -> any ControllerObserver & WorkQueueObserver {
+        let metrics = ControllerMetrics(controller: controller)
+        Gauge(label: "controller_runtime_max_concurrent_reconciles", dimensions: [("controller", controller)]).record(concurrency)
+        metrics.activeWorkers(controller: controller, count: 0)
+        metrics.errors.increment(by: 0)
+        for counter in metrics.results.values { counter.increment(by: 0) }
         metrics.depthChanged(0)
         return metrics
     }
 }
 
 struct ControllerMetrics: ControllerObserver, WorkQueueObserver {
-    let registry: PrometheusCollectorRegistry
     let controller: String
+    let results: [String: Counter]
+    let errors: Counter
+    let reconcileTime: Recorder
+    let workDuration: Recorder
+    let queueDuration: Recorder
+    let adds: Counter
+    let depth: Gauge
+    let retries: Counter
+    let active: Gauge
 
-    var queueLabels: [(String, String)] { [("name", controller), ("controller", controller)] }
+    init(controller: String) {
+        self.controller = controller
+        let labels = [("controller", controller)]
+        let queueLabels = [("name", controller), ("controller", controller)]
+        results = Dictionary(uniqueKeysWithValues: ["success", "error", "requeue", "requeue_after"].map { result in
+            (result, Counter(label: "controller_runtime_reconcile_total", dimensions: labels + [("result", result)]))
+        })
+        errors = Counter(label: "controller_runtime_reconcile_errors_total", dimensions: labels)
+        reconcileTime = Recorder(label: "controller_runtime_reconcile_time_seconds", dimensions: labels)
+        active = Gauge(label: "controller_runtime_active_workers", dimensions: labels)
+        workDuration = Recorder(label: "workqueue_work_duration_seconds", dimensions: queueLabels)
+        queueDuration = Recorder(label: "workqueue_queue_duration_seconds", dimensions: queueLabels)
+        adds = Counter(label: "workqueue_adds_total", dimensions: queueLabels)
+        depth = Gauge(label: "workqueue_depth", dimensions: queueLabels)
+        retries = Counter(label: "workqueue_retries_total", dimensions: queueLabels)
+    }
 
     func reconciled(controller: String, result: String, duration: Duration) {
-        registry.makeCounter(name: "controller_runtime_reconcile_total", labels: [("controller", controller), ("result", result)],
-            help: "Total number of reconciliations per controller").increment()
-        if result == "error" {
-            registry.makeCounter(name: "controller_runtime_reconcile_errors_total", labels: [("controller", controller)],
-                help: "Total number of reconciliation errors per controller").increment()
-        }
-        let seconds = duration.seconds
-        registry.makeValueHistogram(name: "controller_runtime_reconcile_time_seconds", labels: [("controller", controller)],
-            buckets: OperatorMetrics.reconcileBuckets, help: "Length of time per reconciliation per controller").record(seconds)
-        registry.makeValueHistogram(name: "workqueue_work_duration_seconds", labels: queueLabels, buckets: OperatorMetrics.queueBuckets,
-            help: "How long in seconds processing an item from workqueue takes.").record(seconds)
+        results[result]?.increment()
+        if result == "error" { errors.increment() }
+        reconcileTime.record(duration.seconds)
+        workDuration.record(duration.seconds)
     }
 
-    func activeWorkers(controller: String, count: Int) {
-        registry.makeGauge(name: "controller_runtime_active_workers", labels: [("controller", controller)],
-            help: "Number of currently used workers per controller").set(to: Double(count))
-    }
-
-    func added() {
-        registry.makeCounter(name: "workqueue_adds_total", labels: queueLabels, help: "Total number of adds handled by workqueue").increment()
-    }
-
-    func depthChanged(_ depth: Int) {
-        registry.makeGauge(name: "workqueue_depth", labels: queueLabels, help: "Current depth of workqueue").set(to: Double(depth))
-    }
-
-    func waited(_ duration: Duration) {
-        registry.makeValueHistogram(name: "workqueue_queue_duration_seconds", labels: queueLabels, buckets: OperatorMetrics.queueBuckets,
-            help: "How long in seconds an item stays in workqueue before being requested").record(duration.seconds)
-    }
-
-    func retried() {
-        registry.makeCounter(name: "workqueue_retries_total", labels: queueLabels, help: "Total number of retries handled by workqueue").increment()
-    }
+    func activeWorkers(controller: String, count: Int) { active.record(count) }
+    func added() { adds.increment() }
+    func depthChanged(_ depth: Int) { self.depth.record(depth) }
+    func waited(_ duration: Duration) { queueDuration.record(duration.seconds) }
+    func retried() { retries.increment() }
 }
 
 extension Duration {
