@@ -18,8 +18,8 @@ struct WorkloadMemory {
     /// Managed key release: consecutive failures, and the last one while cwo waits to try again.
     var keyReleaseFailures = 0
     var keyReleaseHold: KeyReleaseHold?
-    /// cwo added its finalizer (the cache may not show it yet).
-    var finalizerAdded = false
+    /// Finalizers cwo added (the cache may not show them yet).
+    var finalizersAdded: Set<String> = []
 
     /// The desired state and its inputs. Most reconciles (those cwo's own writes trigger) have the same
     /// inputs, and the policy need not be generated again.
@@ -105,4 +105,24 @@ final class WorkloadMemories: Sendable {
     }
 
     var count: Int { entries.withLock { $0.count } }
+
+    /// Adds `finalizer` to the workload unless it has it, or cwo added it already and the cache lags.
+    func ensure(_ finalizer: Finalizer, on workload: ConfidentialWorkload) async throws {
+        let key = ObjectKey(workload)
+        let uid = workload.metadata.uid
+        guard !finalizer.isSet(on: workload.metadata), !read(key, uid: uid).finalizersAdded.contains(finalizer.name) else { return }
+        try await finalizer.add(to: workload.metadata)
+        update(key, uid: uid) { _ = $0.finalizersAdded.insert(finalizer.name) }
+    }
+
+    /// Removes `finalizer` from the workload and forgets the key release state it guarded.
+    func release(_ finalizer: Finalizer, from workload: ConfidentialWorkload) async throws {
+        try await finalizer.remove(from: workload.metadata)
+        update(ObjectKey(workload), uid: workload.metadata.uid) { memory in
+            memory.finalizersAdded.remove(finalizer.name)
+            memory.keyRelease = nil
+            memory.keyReleaseFailures = 0
+            memory.keyReleaseHold = nil
+        }
+    }
 }

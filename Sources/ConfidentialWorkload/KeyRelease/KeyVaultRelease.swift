@@ -23,8 +23,7 @@ struct KeyVaultRelease: KeyReleaseBackend {
         guard let settings = state.spec.keyVault, settings.releasePolicy == .managed, let maa = state.spec.attestation.maaEndpoint else {
             // Switched off (no keyVault, or Unmanaged): cwo stops managing the key and says what it still allows.
             if finalizer.isSet(on: workload.metadata) {
-                try await finalizer.remove(from: workload.metadata)
-                memories.update(key, uid: workload.metadata.uid) { $0.forgetKeyRelease() }
+                try await memories.release(finalizer, from: workload)
                 await events.emit(.keyReleaseUnmanaged(stillAllowed: workload.status?.keyRelease?.publishedHashes ?? []), on: workload)
             }
             return nil
@@ -50,10 +49,7 @@ struct KeyVaultRelease: KeyReleaseBackend {
         let published = Self.union(previous?.publishedHashes, remembered?.published)
         let result = try await manager.sync(settings, maaEndpoint: maa, allowed: allowed, published: published) {
             // Added just before cwo first changes Key Vault for this workload, never otherwise.
-            if !memory.finalizerAdded {
-                try await finalizer.add(to: workload.metadata)
-                memories.update(key, uid: uid) { $0.finalizerAdded = true }
-            }
+            try await memories.ensure(finalizer, on: workload)
         }
         switch result {
         case .success(let synced):
@@ -103,14 +99,14 @@ struct KeyVaultRelease: KeyReleaseBackend {
         let hashes = Self.union(status?.publishedHashes, memory.keyRelease?.published)
         let keyID = memory.keyRelease?.keyID ?? status?.keyID ?? ""
         guard let range = keyID.range(of: "/keys/") else {
-            try await release(workload, key: key)
+            try await memories.release(finalizer, from: workload)
             return .done
         }
         let vault = String(keyID[..<range.lowerBound])
         let keyName = String(keyID[range.upperBound...])
         switch try await manager.cleanup(vault: vault, keyName: keyName, hashes: hashes) {
         case .success(let wrote):
-            try await release(workload, key: key)
+            try await memories.release(finalizer, from: workload)
             if wrote {
                 logger.info("removed hashes from release policy", metadata: ["key": "\(keyID)", "hashes": "\(hashes)"])
                 await events.emit(.releasePolicyCleanedUp(keyID: keyID, hashes: hashes), on: workload)
@@ -121,7 +117,7 @@ struct KeyVaultRelease: KeyReleaseBackend {
             let waited = Date().timeIntervalSince(deleted)
             let limit = Double(manager.options.cleanupTimeout.components.seconds)
             if waited >= limit {
-                try await release(workload, key: key)
+                try await memories.release(finalizer, from: workload)
                 logger.warning("gave up cleaning the release policy", metadata: ["key": "\(keyID)", "reason": "\(failure.reason)"])
                 await events.emit(.keyReleaseCleanupFailed(keyID: keyID, waited: Int(waited), message: failure.message, hashes: hashes), on: workload)
                 return .done
@@ -136,22 +132,9 @@ struct KeyVaultRelease: KeyReleaseBackend {
         }
     }
 
-    private func release(_ workload: ConfidentialWorkload, key: ObjectKey) async throws {
-        try await finalizer.remove(from: workload.metadata)
-        memories.update(key, uid: workload.metadata.uid) { $0.forgetKeyRelease() }
-    }
 
     /// The hashes cwo published: what status says, plus what it published since (status may lag).
     static func union(_ status: [String]?, _ remembered: [String]?) -> [String] {
         Array(Set(status ?? []).union(remembered ?? [])).sorted()
-    }
-}
-
-extension WorkloadMemory {
-    mutating func forgetKeyRelease() {
-        keyRelease = nil
-        keyReleaseFailures = 0
-        keyReleaseHold = nil
-        finalizerAdded = false
     }
 }

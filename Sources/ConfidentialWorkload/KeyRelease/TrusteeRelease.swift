@@ -120,10 +120,7 @@ struct TrusteeRelease: KeyReleaseBackend {
         }
         let grant = ResourcePolicy.Grant(workload: "\(key)", paths: kbs.resources.map(\.path), tee: tee, digests: state.allowedHashes)
         let uid = workload.metadata.uid
-        if !finalizer.isSet(on: workload.metadata), !memories.read(key, uid: uid).finalizerAdded {
-            try await finalizer.add(to: workload.metadata)
-            memories.update(key, uid: uid) { $0.finalizerAdded = true }
-        }
+        try await memories.ensure(finalizer, on: workload)
         let caches = self.caches
         let url = kbs.url
         switch await broker.update("\(key)", grant, seed: { Self.grants(in: caches, kbs: url) }) {
@@ -167,8 +164,7 @@ struct TrusteeRelease: KeyReleaseBackend {
         case .failure:
             break
         }
-        try await finalizer.remove(from: workload.metadata)
-        memories.update(key, uid: workload.metadata.uid) { $0.forgetKeyRelease() }
+        try await memories.release(finalizer, from: workload)
         return .done
     }
 
