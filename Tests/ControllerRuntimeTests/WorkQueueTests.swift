@@ -103,3 +103,15 @@ actor InFlight {
         processed += 1
     }
 }
+
+@Suite struct RetryOwnershipTests {
+    /// A server's long Retry-After is waited in the queue (the key comes back later), never in a worker.
+    @Test func aServerPauseIsWaitedInTheQueue() async {
+        let queue = WorkQueue<String>()
+        #expect(await queue.addRateLimited("a", atLeast: .seconds(30)) == .seconds(30))
+        #expect(await queue.depth == 0, "not handed out before the pause")
+        // Shorter than the backoff step: the backoff wins.
+        #expect(await queue.addRateLimited("a", atLeast: .milliseconds(1)) == .milliseconds(10))
+        await queue.shutDown()
+    }
+}

@@ -11,7 +11,7 @@ import Synchronization
 public final class FakeAPIServer: Sendable {
     public let port: Int
     private let requestsSeen = Mutex<[RecordedRequest]>([])
-    private let faults = Mutex<[(method: String, pathContains: String, status: Int, reason: String)]>([])
+    private let faults = Mutex<[(method: String, pathContains: String, status: Int, reason: String, retryAfter: Int?)]>([])
     private let channel: any Channel
     private let https: LoopbackHTTPS
 
@@ -50,14 +50,16 @@ public final class FakeAPIServer: Sendable {
     public func clear() { requestsSeen.withLock { $0 = [] } }
 
     /// Answers requests matching `method` and `pathContains` with `status` and a Status of `reason` from now on.
-    public func fail(_ method: String, _ pathContains: String, status: Int, reason: String) {
-        faults.withLock { $0.append((method, pathContains, status, reason)) }
+    public func fail(_ method: String, _ pathContains: String, status: Int, reason: String, retryAfter: Int? = nil) {
+        faults.withLock { $0.append((method, pathContains, status, reason, retryAfter)) }
     }
 
     func answer(_ request: RecordedRequest) -> CannedAnswer {
         requestsSeen.withLock { $0.append(request) }
         if let fault = faults.withLock({ $0.first { $0.method == request.method && request.path.contains($0.pathContains) } }) {
-            return Self.status(fault.status, reason: fault.reason)
+            var answer = Self.status(fault.status, reason: fault.reason)
+            if let seconds = fault.retryAfter { answer.headers.append(("Retry-After", "\(seconds)")) }
+            return answer
         }
         switch request.method {
         case "GET" where request.path == "/version":
