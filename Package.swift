@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "AzureKeyVaultTests", dependencies: ["AzureKeyVault", "TestSupport"], swiftSettings: strict),
         // The KBS admin client against the local HTTPS stand-in: tokens, requests, errors.
         .testTarget(name: "TrusteeKBSTests", dependencies: ["TrusteeKBS", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "ControllerRuntimeTests", dependencies: ["ControllerRuntime"], swiftSettings: strict),
+        .testTarget(name: "ControllerRuntimeTests", dependencies: ["ControllerRuntime", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ConfidentialWorkloadTests",
             dependencies: ["ConfidentialWorkload", "ControllerRuntime", "TestSupport"],

@@ -307,7 +307,7 @@ for size in options.sizes {
 
             // The raw floor: a plain client doing the same writes per workload, at the same concurrency: the
             // very bodies cwo applies (the Deployment with its policy, the status), built before the clock
-            // starts, and one event.
+            // starts. (cwo records no event for a new workload: its status says everything.)
             let rawNamespace = try await client.makeTestNamespace("raw-\(size)-\(concurrency)-\(run)")
             let bodies = try (0..<size).map { index in try rawWrites(name: "w-\(index)", namespace: rawNamespace) }
             let rawStart = ContinuousClock.now
@@ -320,12 +320,6 @@ for size in options.sizes {
                     "uid": .string(created.metadata.uid ?? ""), "controller": true, "blockOwnerDeletion": true]]
                 let _: UntypedObject = try await client.apply(.deployments, namespace: rawNamespace, name: name, deployment, fieldManager: "cwo", force: true)
                 let _: UntypedObject = try await client.apply(workloads, namespace: rawNamespace, name: name, subresource: "status", bodies[index].status, fieldManager: "cwo", force: true)
-                // cwo also records one event per new workload (PolicyGenerated).
-                let event: JSONValue = ["apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": ["name": .string("\(name).policy")],
-                    "eventTime": .string("2026-01-01T00:00:00.000000Z"), "reportingController": "raw", "reportingInstance": "raw", "action": "Reconcile",
-                    "reason": "PolicyGenerated", "note": "policy", "type": "Normal",
-                    "regarding": ["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name), "namespace": .string(rawNamespace)]]
-                let _: UntypedObject = try await client.create(.events, namespace: rawNamespace, try UntypedObject(event))
             }
             rawTimes.append(seconds(ContinuousClock.now - rawStart))
             if run == 0 && concurrency == options.concurrencies.max() {

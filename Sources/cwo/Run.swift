@@ -219,6 +219,7 @@ struct Run: AsyncParsableCommand {
             logger.error("stopped with an error", metadata: ["error": "\(error)"])
             failed = true
         }
+        await events.shutdown()
         try? await client.shutdown()
         try? await keyRelease.shutdown()
         try? await kbs?.shutdown()

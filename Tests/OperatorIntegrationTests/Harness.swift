@@ -22,6 +22,7 @@ final class Harness: Sendable {
     let namespace: String
     let requests = RequestCounter()
     let workloadOperator: WorkloadOperator
+    let events: EventRecorder?
     private let task = Mutex<Task<Void, Never>?>(nil)
 
     static let workloads = ConfidentialWorkload.resource
@@ -43,7 +44,7 @@ final class Harness: Sendable {
         logger.logLevel = .warning
         var options = WorkloadOperator.Options(namespace: namespace, concurrency: concurrency)
         options.reflector.idleTimeout = .seconds(60)
-        let events = recordEvents ? EventRecorder(client: operatorClient, controller: "cwo", instance: "cwo-test", logger: logger) : nil
+        events = recordEvents ? EventRecorder(client: operatorClient, controller: "cwo", instance: "cwo-test", logger: logger) : nil
         workloadOperator = WorkloadOperator(client: operatorClient, options: options, logger: logger, events: events, keyRelease: keyRelease, kbs: kbs)
     }
 
@@ -98,6 +99,7 @@ final class Harness: Sendable {
         let running = task.withLock { $0 }
         running?.cancel()
         await running?.value
+        await events?.shutdown()
         try? await operatorClient.shutdown()
         try? await admin.shutdown()
     }

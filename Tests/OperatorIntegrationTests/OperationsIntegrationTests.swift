@@ -127,10 +127,22 @@ struct OperationsIntegrationTests {
         let events = try await eventually(timeout: .seconds(15), "events on the workload") { () -> [UntypedObject]? in
             let list: ObjectList<UntypedObject> = try await admin.list(.events, namespace: namespace)
             let mine = list.items.filter { $0.raw[path: ["regarding", "uid"]]?.stringValue == created.metadata.uid }
-            return mine.contains { $0.raw["reason"] == "PolicyGenerated" } ? mine : nil
+            return mine.contains { $0.raw["reason"] == "SpecWarning" } ? mine : nil
         }
         #expect(events.allSatisfy { $0.raw["reportingController"] == "cwo" })
         #expect(events.contains { $0.raw["reason"] == "SpecWarning" && $0.raw["type"] == "Warning" }, "unpinned image and missing memory limit are warned")
-        #expect(events.first { $0.raw["reason"] == "PolicyGenerated" }?.raw["note"]?.stringValue?.contains("Generated policy") == true)
+        // A new workload's policy hash is in its status, not in an event for every workload.
+        #expect(!events.contains { $0.raw["reason"] == "PolicyGenerated" })
+
+        // A changed policy is news: PolicyGenerated and RolloutStarted.
+        let _: UntypedObject = try await admin.patch(
+            ConfidentialWorkload.resource, namespace: namespace, name: "watched",
+            .merge(["spec": ["template": ["spec": ["containers": [["name": "app", "image": "nginx:1.28"]]]]]]))
+        let changed = try await eventually(timeout: .seconds(15), "events of the policy change") { () -> [UntypedObject]? in
+            let list: ObjectList<UntypedObject> = try await admin.list(.events, namespace: namespace)
+            let reasons = list.items.filter { $0.raw[path: ["regarding", "uid"]]?.stringValue == created.metadata.uid }
+            return reasons.contains { $0.raw["reason"] == "RolloutStarted" } ? reasons : nil
+        }
+        #expect(changed.contains { $0.raw["reason"] == "PolicyGenerated" && $0.raw["note"]?.stringValue?.contains("Generated policy") == true })
     }
 }

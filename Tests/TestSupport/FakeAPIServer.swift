@@ -49,13 +49,18 @@ public final class FakeAPIServer: Sendable {
 
     public func clear() { requestsSeen.withLock { $0 = [] } }
 
+    /// How long each answer takes from now on (a slow server).
+    public let delay = Mutex<Duration>(.zero)
+
     /// Answers requests matching `method` and `pathContains` with `status` and a Status of `reason` from now on.
     public func fail(_ method: String, _ pathContains: String, status: Int, reason: String, retryAfter: Int? = nil) {
         faults.withLock { $0.append((method, pathContains, status, reason, retryAfter)) }
     }
 
-    func answer(_ request: RecordedRequest) -> CannedAnswer {
+    func answer(_ request: RecordedRequest) async -> CannedAnswer {
         requestsSeen.withLock { $0.append(request) }
+        let delay = self.delay.withLock { $0 }
+        if delay > .zero { try? await Task.sleep(for: delay) }
         if let fault = faults.withLock({ $0.first { $0.method == request.method && request.path.contains($0.pathContains) } }) {
             var answer = Self.status(fault.status, reason: fault.reason)
             if let seconds = fault.retryAfter { answer.headers.append(("Retry-After", "\(seconds)")) }

@@ -86,12 +86,13 @@ enum WorkloadEvent: Sendable, Equatable {
     }
 
     /// What a user should see in `kubectl describe cw` for a status change: transitions only, never one
-    /// event per reconcile.
+    /// event per reconcile, and nothing every new workload would get that its status already says.
     static func transitions(from old: WorkloadStatus?, to new: WorkloadStatus, specErrors: SpecErrors?, warnings: [String]) -> [WorkloadEvent] {
         var events: [WorkloadEvent] = []
-        if let hash = new.policyHash, hash != old?.policyHash {
+        // A new workload's policy is in its status; only a change of an existing one is news.
+        if let hash = new.policyHash, let previous = old?.policyHash, hash != previous {
             events.append(.policyGenerated(mode: new.policyMode ?? "", hash: hash))
-            if let previous = old?.policyHash { events.append(.rolloutStarted(hash: hash, previous: previous)) }
+            events.append(.rolloutStarted(hash: hash, previous: previous))
         }
         if let errors = specErrors, let ready = new.condition(ConditionType.ready), old?.condition(ConditionType.ready)?.message != ready.message {
             events.append(.specRejected(reason: errors.reason, message: ready.message))
@@ -113,8 +114,8 @@ enum WorkloadEvent: Sendable, Equatable {
 struct WorkloadEventSink: Sendable {
     let recorder: EventRecorder?
 
-    func emit(_ event: WorkloadEvent, on workload: ConfidentialWorkload) async {
-        await recorder?.record(
+    func emit(_ event: WorkloadEvent, on workload: ConfidentialWorkload) {
+        recorder?.record(
             regarding: workload.metadata, apiVersion: ConfidentialWorkload.apiVersion, kind: ConfidentialWorkload.kind, type: event.type,
             reason: event.reason, action: "Reconcile", note: event.note)
     }

@@ -88,7 +88,7 @@ public final class WorkloadReconciler: Reconciler {
         let status = StatusBuilder.status(observation, previous: workload.status, now: now())
         if try await writeStatus(status, workload: workload, key: key, logger: logger) {
             for event in WorkloadEvent.transitions(from: workload.status, to: status, specErrors: observation.specErrors, warnings: warnings) {
-                await events.emit(event, on: workload)
+                events.emit(event, on: workload)
             }
         }
         return result
@@ -211,7 +211,7 @@ public final class WorkloadReconciler: Reconciler {
         }
         memories.update(ObjectKey(workload), uid: workload.metadata.uid) { _ = $0.written.removeValue(forKey: resource.plural) }
         logger.info("deleted \(resource.kind)", metadata: ["name": "\(child.name)"])
-        await events.emit(.childDeleted(kind: resource.kind, name: child.name, feature: "spec.keyVault"), on: workload)
+        events.emit(.childDeleted(kind: resource.kind, name: child.name, feature: "spec.keyVault"), on: workload)
     }
 
     // MARK: - 5. The Deployment

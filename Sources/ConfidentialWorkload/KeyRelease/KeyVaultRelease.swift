@@ -24,7 +24,7 @@ struct KeyVaultRelease: KeyReleaseBackend {
             // Switched off (no keyVault, or Unmanaged): cwo stops managing the key and says what it still allows.
             if finalizer.isSet(on: workload.metadata) {
                 try await memories.release(finalizer, from: workload)
-                await events.emit(.keyReleaseUnmanaged(stillAllowed: workload.status?.keyRelease?.publishedHashes ?? []), on: workload)
+                events.emit(.keyReleaseUnmanaged(stillAllowed: workload.status?.keyRelease?.publishedHashes ?? []), on: workload)
             }
             return nil
         }
@@ -33,7 +33,7 @@ struct KeyVaultRelease: KeyReleaseBackend {
         // Another key than before: cwo manages the new one and leaves the old one's release policy alone
         // (pods started with the old key may still need it), so say what it still allows.
         if let old = workload.status?.keyRelease, old.keyID != settings.keyID, let hashes = old.publishedHashes, !hashes.isEmpty {
-            await events.emit(.keyReleaseLeftBehind(keyID: settings.keyID, oldKeyID: old.keyID, hashes: hashes), on: workload)
+            events.emit(.keyReleaseLeftBehind(keyID: settings.keyID, oldKeyID: old.keyID, hashes: hashes), on: workload)
         }
         let memory = memories.read(key, uid: uid)
         let remembered = memory.keyRelease.flatMap { $0.keyID == settings.keyID ? $0 : nil }
@@ -63,7 +63,7 @@ struct KeyVaultRelease: KeyReleaseBackend {
                 let event: WorkloadEvent = synced.created
                     ? .keyCreated(keyID: settings.keyID, version: synced.keyVersion, hashes: allowed)
                     : .releasePolicyUpdated(keyID: settings.keyID, version: synced.keyVersion, hashes: allowed)
-                await events.emit(event, on: workload)
+                events.emit(event, on: workload)
             }
             return Self.synced(settings, synced.published, synced.keyVersion, recheck: manager.options.resync)
         case .failure(let failure):
@@ -109,7 +109,7 @@ struct KeyVaultRelease: KeyReleaseBackend {
             try await memories.release(finalizer, from: workload)
             if wrote {
                 logger.info("removed hashes from release policy", metadata: ["key": "\(keyID)", "hashes": "\(hashes)"])
-                await events.emit(.releasePolicyCleanedUp(keyID: keyID, hashes: hashes), on: workload)
+                events.emit(.releasePolicyCleanedUp(keyID: keyID, hashes: hashes), on: workload)
             }
             return .done
         case .failure(let failure):
@@ -119,14 +119,14 @@ struct KeyVaultRelease: KeyReleaseBackend {
             if waited >= limit {
                 try await memories.release(finalizer, from: workload)
                 logger.warning("gave up cleaning the release policy", metadata: ["key": "\(keyID)", "reason": "\(failure.reason)"])
-                await events.emit(.keyReleaseCleanupFailed(keyID: keyID, waited: Int(waited), message: failure.message, hashes: hashes), on: workload)
+                events.emit(.keyReleaseCleanupFailed(keyID: keyID, waited: Int(waited), message: failure.message, hashes: hashes), on: workload)
                 return .done
             }
             let attempts = memories.update(key, uid: workload.metadata.uid) { memory in
                 memory.keyReleaseFailures += 1
                 return memory.keyReleaseFailures
             }
-            if attempts == 1 { await events.emit(.cleanupRefused(reason: failure.reason, keyID: keyID, message: failure.message), on: workload) }
+            if attempts == 1 { events.emit(.cleanupRefused(reason: failure.reason, keyID: keyID, message: failure.message), on: workload) }
             let delay = failure.retryAfter ?? Backoff.jittered(base: .seconds(1), attempt: attempts, cap: .seconds(60))
             return .requeue(after: min(delay, .seconds(max(1, Int64(limit - waited) + 1))))
         }

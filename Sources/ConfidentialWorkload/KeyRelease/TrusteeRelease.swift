@@ -127,7 +127,7 @@ struct TrusteeRelease: KeyReleaseBackend {
         case .success(let wrote):
             if wrote {
                 logger.info("updated KBS resource policy", metadata: ["kbs": "\(kbs.url)", "digests": "\(state.allowedHashes)"])
-                await events.emit(.resourcePolicyUpdated(kbs: kbs.url, digests: state.allowedHashes), on: workload)
+                events.emit(.resourcePolicyUpdated(kbs: kbs.url, digests: state.allowedHashes), on: workload)
             }
             return KeyReleaseOutcome(
                 condition: ConditionInput(
@@ -153,13 +153,13 @@ struct TrusteeRelease: KeyReleaseBackend {
         let url = broker.url
         switch await broker.update("\(key)", nil, seed: { Self.grants(in: caches, kbs: url) }) {
         case .success(let wrote):
-            if wrote { await events.emit(.resourcePolicyUpdated(kbs: url, digests: []), on: workload) }
+            if wrote { events.emit(.resourcePolicyUpdated(kbs: url, digests: []), on: workload) }
         case .failure(let failure) where failure.reason != "KBSNotManaged":
             let attempts = memories.update(key, uid: workload.metadata.uid) { memory in
                 memory.keyReleaseFailures += 1
                 return memory.keyReleaseFailures
             }
-            if attempts == 1 { await events.emit(.cleanupRefused(reason: failure.reason, keyID: url, message: failure.message), on: workload) }
+            if attempts == 1 { events.emit(.cleanupRefused(reason: failure.reason, keyID: url, message: failure.message), on: workload) }
             return .requeue(after: Backoff.jittered(base: .seconds(1), attempt: attempts, cap: .seconds(60)))
         case .failure:
             break

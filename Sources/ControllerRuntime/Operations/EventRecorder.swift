@@ -3,7 +3,10 @@ import KubernetesClient
 import Logging
 import Synchronization
 
-/// Records `events.k8s.io/v1` Events on objects, as `kubectl describe` shows them.
+/// Records `events.k8s.io/v1` Events on objects, as `kubectl describe` shows them, off the reconcile
+/// path: `record` never waits for the API server and never fails. A background writer sends what was
+/// recorded; when it falls more than `bufferSize` events behind (a slow or refusing server), new events
+/// are dropped and counted rather than queued without bound (client-go's broadcaster does the same).
 ///
 /// The same event (object, type, reason, note) repeated within ten minutes is not created again: the
 /// existing Event's `series` is updated instead, at most once a minute, so a loop can never flood the
@@ -11,11 +14,12 @@ import Synchronization
 public final class EventRecorder: Sendable {
     public enum EventType: String, Sendable { case normal = "Normal", warning = "Warning" }
 
-    let client: KubeClient
     let controller: String
     let instance: String
-    let logger: Logger
     private let recent = Mutex<[String: Entry]>([:])
+    private let pending: AsyncStream<Write>.Continuation
+    private let writer: Task<Void, Never>
+    private let droppedCount = Mutex(0)
 
     struct Entry {
         var name: String
@@ -25,17 +29,35 @@ public final class EventRecorder: Sendable {
         var lastPatched: ContinuousClock.Instant
     }
 
-    public init(client: KubeClient, controller: String, instance: String, logger: Logger) {
-        self.client = client
-        self.controller = controller
-        self.instance = instance
-        self.logger = logger
+    /// One request for the writer.
+    enum Write: Sendable {
+        case create(namespace: String, body: JSONValue, reason: String)
+        case patch(namespace: String, name: String, count: Int, time: String, reason: String)
     }
 
-    /// Never throws: an event that cannot be written is logged, and the reconcile goes on.
+    public init(client: KubeClient, controller: String, instance: String, logger: Logger, bufferSize: Int = 1024) {
+        self.controller = controller
+        self.instance = instance
+        let (stream, continuation) = AsyncStream.makeStream(of: Write.self, bufferingPolicy: .bufferingOldest(max(1, bufferSize)))
+        pending = continuation
+        writer = Task {
+            for await write in stream { await Self.send(write, client: client, logger: logger) }
+        }
+    }
+
+    /// Events dropped because the writer was too far behind.
+    public var dropped: Int { droppedCount.withLock { $0 } }
+
+    /// Sends what was recorded, then stops taking events (graceful shutdown).
+    public func shutdown() async {
+        pending.finish()
+        await writer.value
+    }
+
+    /// Returns at once: the event is aggregated here and written in the background.
     public func record(
         regarding object: ObjectMeta, apiVersion: String, kind: String, type: EventType, reason: String, action: String, note: String
-    ) async {
+    ) {
         let namespace = object.namespace ?? "default"
         let key = "\(object.uid ?? "")|\(type.rawValue)|\(reason)|\(note)"
         let now = ContinuousClock.now
@@ -55,27 +77,41 @@ public final class EventRecorder: Sendable {
             return .create(name)
         }
         let time = LeaderElector.microTime()
+        let write: Write
+        switch step {
+        case .skip:
+            return
+        case .create(let name):
+            write = .create(namespace: namespace, body: [
+                "apiVersion": "events.k8s.io/v1", "kind": "Event",
+                "metadata": ["name": .string(name), "namespace": .string(namespace)],
+                "eventTime": .string(time), "reportingController": .string(controller), "reportingInstance": .string(instance),
+                "action": .string(action), "reason": .string(reason), "note": .string(String(note.prefix(1024))), "type": .string(type.rawValue),
+                "regarding": [
+                    "apiVersion": .string(apiVersion), "kind": .string(kind), "name": .string(object.name ?? ""),
+                    "namespace": .string(namespace), "uid": .string(object.uid ?? ""), "resourceVersion": .string(object.resourceVersion ?? ""),
+                ],
+            ], reason: reason)
+        case .patch(let entry):
+            write = .patch(namespace: entry.namespace, name: entry.name, count: entry.count, time: time, reason: reason)
+        }
+        if case .dropped = pending.yield(write) { droppedCount.withLock { $0 += 1 } }
+    }
+
+    /// Writes one event; a failure is logged and the writer goes on.
+    static func send(_ write: Write, client: KubeClient, logger: Logger) async {
         do {
-            switch step {
-            case .skip:
-                return
-            case .create(let name):
-                let body: JSONValue = [
-                    "apiVersion": "events.k8s.io/v1", "kind": "Event",
-                    "metadata": ["name": .string(name), "namespace": .string(namespace)],
-                    "eventTime": .string(time), "reportingController": .string(controller), "reportingInstance": .string(instance),
-                    "action": .string(action), "reason": .string(reason), "note": .string(String(note.prefix(1024))), "type": .string(type.rawValue),
-                    "regarding": [
-                        "apiVersion": .string(apiVersion), "kind": .string(kind), "name": .string(object.name ?? ""),
-                        "namespace": .string(namespace), "uid": .string(object.uid ?? ""), "resourceVersion": .string(object.resourceVersion ?? ""),
-                    ],
-                ]
+            switch write {
+            case .create(let namespace, let body, _):
                 let _: Discarded = try await client.create(.events, namespace: namespace, try UntypedObject(body), as: Discarded.self)
-            case .patch(let entry):
+            case .patch(let namespace, let name, let count, let time, _):
                 let _: Discarded = try await client.patch(
-                    .events, namespace: entry.namespace, name: entry.name, .merge(["series": ["count": .number(Double(entry.count)), "lastObservedTime": .string(time)]]))
+                    .events, namespace: namespace, name: name, .merge(["series": ["count": .number(Double(count)), "lastObservedTime": .string(time)]]))
             }
         } catch {
+            let reason = switch write {
+            case .create(_, _, let reason), .patch(_, _, _, _, let reason): reason
+            }
             logger.warning("could not record event", metadata: ["reason": "\(reason)", "error": "\(error)"])
         }
     }
