@@ -56,13 +56,19 @@ final class Harness: Sendable {
     ) async throws -> T {
         let harness = try await Harness(name, concurrency: concurrency, keyRelease: keyRelease, kbs: kbs, recordEvents: recordEvents, namespace: namespace)
         try await harness.ensureRuntimeClass("kata-cc")
-        if start { harness.start() }
+        return try await harness.running(start: start) { try await body(harness) }
+    }
+
+    /// Starts the operator (unless `start` is false), runs `body`, and stops the operator and the clients
+    /// before returning, however `body` ends.
+    func running<T>(start: Bool = true, _ body: () async throws -> T) async throws -> T {
+        if start { self.start() }
         do {
-            let result = try await body(harness)
-            await harness.stop()
+            let result = try await body()
+            await stop()
             return result
         } catch {
-            await harness.stop()
+            await stop()
             throw error
         }
     }
