@@ -147,3 +147,26 @@ struct InitDataTests {
         #expect(errors.errors.contains { $0.field == field }, "\(name): \(errors)")
     }
 }
+
+extension InitDataTests {
+    /// gzip makes the limit far looser than on AKS, but incompressible content still hits it: said clearly.
+    @Test func initDataOverTheAnnotationLimitIsRefusedNamingItsSize() throws {
+        var generator = SystemRandomNumberGenerator()
+        let noise = Data((0..<300_000).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64EncodedString()
+        let spec = Self.coco(["template": ["spec": ["containers": [[
+            "name": "app", "image": "nginx:1.27", "env": [["name": "BLOB", "value": .string(noise)]], "resources": ["limits": ["memory": "256Mi"]],
+        ]]]]])
+        guard case .failure(let errors) = DesiredState.build(workload("web", spec: spec)) else {
+            Issue.record("400 KB of incompressible literal env fitted in the annotation")
+            return
+        }
+        #expect(errors.reason == Reason.initDataTooLarge)
+        #expect(errors.errors.first?.message.contains("KiB as an annotation (gzipped)") == true, "\(errors)")
+        // A compressible one of the same size fits: that is what gzip buys on CoCo.
+        let repetitive = Self.coco(["template": ["spec": ["containers": [[
+            "name": "app", "image": "nginx:1.27", "env": [["name": "BLOB", "value": .string(String(repeating: "a", count: noise.count))]],
+            "resources": ["limits": ["memory": "256Mi"]],
+        ]]]]])
+        #expect(throws: Never.self) { try DesiredState.build(workload("web", spec: repetitive)).get() }
+    }
+}
