@@ -18,7 +18,7 @@ import TestSupport
 
     /// The rendered secure-processor sample, byte for byte. Set CWO_UPDATE_GOLDEN=1 to rewrite after a
     /// deliberate change, and review the diff: it is the policy users get.
-    @Test(arguments: ["secure-processor", "hello"])
+    @Test(arguments: ["secure-processor", "hello", "coco-secret-reader"])
     func renderedSamplesMatchTheirGoldenFiles(sample: String) throws {
         let state = try DesiredState.build(try Self.sample(sample)).get()
         let rendered = try YAMLDocuments.dump(state.objects)

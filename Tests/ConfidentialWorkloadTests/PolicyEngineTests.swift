@@ -181,9 +181,14 @@ struct PolicyEngineTests {
                    let data = Data(base64Encoded: annotation), let policy = String(data: data, encoding: .utf8) {
                     policies.append(policy)
                 }
+                // CoCo: the policy inside initdata, read as the guest reads it (base64, gunzip, TOML).
+                if let initData = document[path: ["spec", "template", "metadata", "annotations", InitData.currentAnnotation]]?.stringValue {
+                    let script = "import base64, gzip, sys, tomllib; print(tomllib.loads(gzip.decompress(base64.b64decode(sys.argv[1])).decode())['data']['policy.rego'], end='')"
+                    policies.append(try await runCommand(["python3", "-c", script, initData]))
+                }
             }
         }
-        #expect(policies.count > 1, "no policy found in the golden files")
+        #expect(policies.count > 3, "the golden files' policies were not all found: \(policies.count)")
         for policy in policies {
             let results = try await AgentSimulator.verdicts(policy: policy, [
                 .init(endpoint: "AllowRequestsFailingPolicy", input: [:]), .init(endpoint: "StartContainerRequest", input: [:]),
