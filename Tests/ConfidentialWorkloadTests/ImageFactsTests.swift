@@ -1,0 +1,130 @@
+@testable import ConfidentialWorkload
+import Foundation
+import KubernetesClient
+import OCIRegistry
+import Testing
+import TestSupport
+
+/// What resolved image facts change: digests locked in the Deployment, and the process pinned from the
+/// image config in the policy, as both regorus engines evaluate it.
+@Suite("Image facts in the Deployment and the policy")
+struct ImageFactsTests {
+    static let appImage = "127.0.0.1:5000/team/app:v1"
+    static let sideImage = "busybox:1.36"
+    static let appFacts = ImageFacts(
+        digest: "sha256:" + String(repeating: "a", count: 64), manifestDigest: "sha256:" + String(repeating: "b", count: 64),
+        entrypoint: ["/bin/server", "--listen"], cmd: [":8080"], env: ["PATH=/usr/bin:/bin", "MODE=production", "FOO=from-image"],
+        user: "1000:1001", workingDir: "/srv", layers: ["sha256:" + String(repeating: "c", count: 64)])
+    static let sideFacts = ImageFacts(
+        digest: "sha256:" + String(repeating: "d", count: 64), manifestDigest: "sha256:" + String(repeating: "d", count: 64),
+        entrypoint: ["/side"], cmd: ["--quiet"], env: ["PATH=/bin"])
+
+    static let spec: JSONValue = [
+        "attestation": ["enabled": false],
+        "policy": ["allowedEnvVars": ["EXTRA"]],
+        "template": ["spec": ["containers": [
+            ["name": "app", "image": .string(appImage), "env": [["name": "FOO", "value": "bar"]], "resources": ["limits": ["memory": "64Mi"]]],
+            ["name": "side", "image": .string(sideImage), "args": ["--verbose"], "resources": ["limits": ["memory": "64Mi"]]],
+        ]]],
+    ]
+
+    static func build(_ spec: JSONValue = spec, facts: [String: ImageFacts] = [appImage: appFacts, sideImage: sideFacts]) throws -> DesiredState {
+        var context = BuildContext()
+        context.imageFacts = facts
+        return try DesiredState.build(workload("web", spec: spec, namespace: PolicyEngineTests.namespace), context: context).get()
+    }
+
+    static func images(_ state: DesiredState) -> [String] {
+        (state.deployment[path: ["spec", "template", "spec", "containers"]]?.arrayValue ?? []).compactMap { $0["image"]?.stringValue }
+    }
+
+    @Test func resolvedImagesRunByDigestUnlessTurnedOff() throws {
+        #expect(Self.images(try Self.build()) == ["127.0.0.1:5000/team/app@" + Self.appFacts.digest, "busybox@" + Self.sideFacts.digest])
+        // Only what was resolved is locked.
+        #expect(Self.images(try Self.build(facts: [Self.sideImage: Self.sideFacts])) == [Self.appImage, "busybox@" + Self.sideFacts.digest])
+        var spec = Self.spec
+        spec["images"] = ["lockDigests": false]
+        #expect(Self.images(try Self.build(spec)) == [Self.appImage, Self.sideImage])
+        spec["images"] = ["lockDigests": "yes"]
+        #expect(throws: SpecErrors.self) { try Self.build(spec) }
+    }
+
+    @Test(arguments: [
+        ("localhost:5000/app:v1", "localhost:5000/app@sha256:1"), ("nginx", "nginx@sha256:1"),
+        ("ghcr.io/org/app:1.0@sha256:0", "ghcr.io/org/app@sha256:1"), ("127.0.0.1:5000/app", "127.0.0.1:5000/app@sha256:1"),
+    ])
+    func lockedReferencesKeepTheRepositoryAsWritten(written: String, locked: String) {
+        #expect(ImageLock.locked(written, digest: "sha256:1") == locked)
+    }
+
+    @Test func thePolicyNoLongerNamesWhatItNowPins() throws {
+        let resolved = try Self.build()
+        #expect(!resolved.policy.limits.contains { $0.contains("entrypoint") || $0.contains("imageEnvVars") })
+        let unresolved = try Self.build(facts: [:])
+        #expect(unresolved.policy.limits.contains { $0.contains("entrypoint is not pinned for containers without command (only their args are): app, side") })
+        let message = { (state: DesiredState) in state.conditions.first { $0.type == ConditionType.policyReady }?.message ?? "" }
+        #expect(!message(resolved).contains("runs as UID 0"))
+        #expect(message(unresolved).contains("runs as UID 0 in / (images not resolved: app, side)"))
+        var facts = Self.appFacts
+        facts.user = "nobody"
+        let named = try Self.build(facts: [Self.appImage: facts, Self.sideImage: Self.sideFacts])
+        #expect(named.policy.limits.contains { $0.contains("assumed UID 0") && $0.contains("app (nobody)") })
+    }
+
+    /// A CreateContainer request for `name` of the built pod with this process.
+    static func request(_ state: DesiredState, _ name: String, args: [String], env: [String], uid: Int, gid: Int, cwd: String,
+                        base: JSONValue) throws -> AgentSimulator.Request {
+        let containers = state.deployment[path: ["spec", "template", "spec", "containers"]]?.arrayValue ?? []
+        let container = try #require(containers.first { $0["name"]?.stringValue == name })
+        var input = PolicyEngineTests.create(container, env: env, id: String(repeating: "1", count: 64), base: base)
+        input["OCI"]?["Process"]?["Args"] = .array(args.map { .string($0) })
+        input["OCI"]?["Process"]?["User"] = ["UID": .number(Double(uid)), "GID": .number(Double(gid)), "AdditionalGids": [.number(Double(gid))], "Username": ""]
+        input["OCI"]?["Process"]?["Cwd"] = .string(cwd)
+        return .init(endpoint: "CreateContainerRequest", input: input)
+    }
+
+    @Test func theImageConfigIsPinnedExactly() async throws {
+        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
+        let base = try #require(try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/execprocessdeployment" }?.cases.first).request
+        let state = try Self.build()
+        let args = ["/bin/server", "--listen", ":8080"]
+        // The template's FOO wins over the image's; HOSTNAME is the platform's.
+        let env = ["PATH=/usr/bin:/bin", "MODE=production", "FOO=bar", "HOSTNAME=web-7d9c5f8b6-abcde"]
+        let app = { (args: [String], env: [String], uid: Int, gid: Int, cwd: String) in
+            try Self.request(state, "app", args: args, env: env, uid: uid, gid: gid, cwd: cwd, base: base)
+        }
+        let cases: [(String, AgentSimulator.Request, Bool)] = [
+            ("the image's process", try app(args, env, 1000, 1001, "/srv"), true),
+            ("policy.allowedEnvVars still allowed", try app(args, env + ["EXTRA=anything"], 1000, 1001, "/srv"), true),
+            ("the args of the template override the cmd", try Self.request(state, "side", args: ["/side", "--verbose"], env: ["PATH=/bin"], uid: 0, gid: 0, cwd: "/", base: base), true),
+            ("one arg changed", try app(["/bin/server", "--listen", ":9090"], env, 1000, 1001, "/srv"), false),
+            ("an arg added", try app(args + ["--debug"], env, 1000, 1001, "/srv"), false),
+            ("the image's cmd where the template's args replace it", try Self.request(state, "side", args: ["/side", "--quiet"], env: ["PATH=/bin"], uid: 0, gid: 0, cwd: "/", base: base), false),
+            ("an image env value changed", try app(args, ["PATH=/usr/bin:/bin", "MODE=debug", "FOO=bar"], 1000, 1001, "/srv"), false),
+            ("the image's value where the template sets its own", try app(args, ["PATH=/usr/bin:/bin", "MODE=production", "FOO=from-image"], 1000, 1001, "/srv"), false),
+            ("a guessed image variable (policy.imageEnvVars) the image does not set", try app(args, env + ["LANG=C"], 1000, 1001, "/srv"), false),
+            ("another user", try app(args, env, 0, 1001, "/srv"), false),
+            ("another group", try app(args, env, 1000, 0, "/srv"), false),
+            ("another working directory", try app(args, env, 1000, 1001, "/"), false),
+        ]
+        let results = try await AgentSimulator.verdicts(policy: state.policy.text, cases.map(\.1))
+        for engine in AgentSimulator.engines {
+            for (index, (name, _, allowed)) in cases.enumerated() {
+                #expect(results[engine]?[index] == .bool(allowed), "\(engine): \(name)")
+            }
+        }
+    }
+
+    @Test func unresolvedImagesKeepTheGuesses() async throws {
+        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
+        let base = try #require(try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/execprocessdeployment" }?.cases.first).request
+        let state = try Self.build(facts: [Self.sideImage: Self.sideFacts])
+        // Any entrypoint, any value of a guessed name, UID 0 in /: what the policy allowed before image facts.
+        let env = ["PATH=/anything", "LANG=C", "FOO=bar", "HOSTNAME=web-7d9c5f8b6-abcde"]
+        let results = try await AgentSimulator.verdicts(policy: state.policy.text, [
+            try Self.request(state, "app", args: ["/whatever"], env: env, uid: 0, gid: 0, cwd: "/", base: base),
+            try Self.request(state, "app", args: ["/whatever"], env: env + ["MODE=production"], uid: 0, gid: 0, cwd: "/", base: base),
+        ])
+        #expect(results == Dictionary(uniqueKeysWithValues: AgentSimulator.engines.map { ($0, [true, false]) }))
+    }
+}
