@@ -52,6 +52,8 @@ public final class RegistryClient: Sendable {
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(Int64(options.requestTimeout.components.seconds)))
         // Blob redirects are followed by hand: the registry's credentials must not go to the storage host.
         configuration.redirectConfiguration = .disallow
+        // A refused or untrusted connection fails at once; `send` retries (boundedly) itself.
+        configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 

@@ -14,8 +14,8 @@ struct RegistryClientTests {
     ] }
 
     /// Runs `body` with a fresh registry and a client that trusts it; stops both whatever happens.
-    func withRegistry(attempts: Int = 3, _ body: (TestRegistry, RegistryClient) async throws -> Void) async throws {
-        let registry = try await TestRegistry.start()
+    func withRegistry(attempts: Int = 3, tokenAuth: Bool = false, _ body: (TestRegistry, RegistryClient) async throws -> Void) async throws {
+        let registry = try await TestRegistry.start(tokenAuth: tokenAuth)
         var options = RegistryClient.Options(caFile: registry.caFile)
         options.maxAttempts = attempts
         let client = try RegistryClient(options: options, logger: Logger(label: "test"))
@@ -78,6 +78,21 @@ struct RegistryClientTests {
                 ($0 as? RegistryError)?.reason == "Unauthorized" && ($0 as? RegistryError)?.status == 401
             }
             #expect(try await client.resolve(reference, credentials: credentials(registry)).cmd == [":8080"])
+        }
+    }
+
+    @Test func bearerTokensAreFetchedWithTheCredentials() async throws {
+        try await withRegistry(tokenAuth: true) { registry, client in
+            let image = try await registry.pushImage("team/tokened", tag: "v1", config: Self.config)
+            let reference = "\(registry.host)/team/tokened:v1"
+            // The registry answers 401 with a Bearer challenge; the token service refuses without credentials.
+            let challenge = try await registry.request(.GET, "/v2/team/tokened/manifests/v1", authorized: false)
+            #expect(challenge.status == 401)
+            #expect(challenge.headers.first(name: "WWW-Authenticate")?.hasPrefix("Bearer realm=") == true)
+            await #expect { try await client.resolve(reference) } throws: { ($0 as? RegistryError)?.reason == "Unauthorized" }
+            let facts = try await client.resolve(reference, credentials: credentials(registry))
+            #expect(facts.digest == image.digest)
+            #expect(facts.cmd == [":8080"])
         }
     }
 

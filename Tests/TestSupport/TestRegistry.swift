@@ -6,8 +6,9 @@ import NIOHTTP1
 import NIOSSL
 
 /// The real reference registry (Debian's `docker-registry`, the distribution project's server) on a free
-/// loopback port, with TLS (a fresh self-signed certificate, `caFile`) and htpasswd basic auth; and the
-/// pushes a client makes over the distribution API, so tests build their own small images.
+/// loopback port, with TLS (a fresh self-signed certificate, `caFile`) and either htpasswd basic auth or,
+/// with `tokenAuth`, bearer tokens from a token service (`WWW-Authenticate: Bearer`, as Docker Hub does);
+/// and the pushes a client makes over the distribution API, so tests build their own small images.
 public final class TestRegistry: Sendable {
     public static let binary = "/usr/bin/docker-registry"
     public let port: Int
@@ -17,11 +18,12 @@ public final class TestRegistry: Sendable {
     private let https: LoopbackHTTPS
     private let process: BackgroundProcess
     private let http: HTTPClient
+    private let tokens: RegistryTokenService?
 
     /// `127.0.0.1:<port>`: the registry part of the references tests resolve.
     public var host: String { "127.0.0.1:\(port)" }
 
-    public static func start() async throws -> TestRegistry {
+    public static func start(tokenAuth: Bool = false) async throws -> TestRegistry {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw TestClusterError(message: "\(binary) is missing: apt-get install docker-registry (scripts/test does)")
         }
@@ -30,6 +32,20 @@ public final class TestRegistry: Sendable {
         let entry = try await runCommand(["htpasswd", "-Bbn", "pusher", password])
         try entry.trimmingCharacters(in: .whitespacesAndNewlines).write(toFile: "\(https.directory)/htpasswd", atomically: true, encoding: .utf8)
         let port = freePort()
+        let tokens = tokenAuth ? try await RegistryTokenService(https: https, username: "pusher", password: password) : nil
+        let auth = tokens.map {
+            """
+              token:
+                realm: \($0.realm)
+                service: \(RegistryTokenService.service)
+                issuer: \(RegistryTokenService.issuer)
+                rootcertbundle: \($0.certificateFile)
+            """
+        } ?? """
+              htpasswd:
+                realm: cwo-test
+                path: \(https.directory)/htpasswd
+            """
         let config = """
             version: 0.1
             log:
@@ -44,14 +60,12 @@ public final class TestRegistry: Sendable {
                 certificate: \(https.directory)/cert.pem
                 key: \(https.directory)/key.pem
             auth:
-              htpasswd:
-                realm: cwo-test
-                path: \(https.directory)/htpasswd
+            \(auth)
 
             """
         try config.write(toFile: "\(https.directory)/config.yml", atomically: true, encoding: .utf8)
         let process = try BackgroundProcess([binary, "serve", "\(https.directory)/config.yml"])
-        let registry = try TestRegistry(https: https, process: process, port: port, password: password)
+        let registry = try TestRegistry(https: https, process: process, port: port, password: password, tokens: tokens)
         do {
             try await registry.waitUntilServing()
         } catch {
@@ -61,8 +75,9 @@ public final class TestRegistry: Sendable {
         return registry
     }
 
-    private init(https: LoopbackHTTPS, process: BackgroundProcess, port: Int, password: String) throws {
+    private init(https: LoopbackHTTPS, process: BackgroundProcess, port: Int, password: String, tokens: RegistryTokenService?) throws {
         self.https = https
+        self.tokens = tokens
         self.process = process
         self.port = port
         self.password = password
@@ -85,6 +100,7 @@ public final class TestRegistry: Sendable {
 
     public func stop() async {
         try? await http.shutdown()
+        await tokens?.stop()
         process.stop()
         https.remove()
     }
@@ -95,12 +111,19 @@ public final class TestRegistry: Sendable {
         public var body: [UInt8]
     }
 
-    /// One request to the registry, with the pusher's basic credentials unless `authorized` is false.
+    /// One request to the registry, as the pusher (basic credentials, or a token for the path's repository
+    /// minted directly) unless `authorized` is false.
     public func request(_ method: HTTPMethod, _ pathOrURL: String, body: [UInt8]? = nil, contentType: String? = nil,
                         authorized: Bool = true) async throws -> Answer {
-        var request = HTTPClientRequest(url: pathOrURL.hasPrefix("https://") ? pathOrURL : "https://\(host)\(pathOrURL)")
+        let url = pathOrURL.hasPrefix("https://") ? pathOrURL : "https://\(host)\(pathOrURL)"
+        var request = HTTPClientRequest(url: url)
         request.method = method
-        if authorized {
+        if authorized, let tokens {
+            // /v2/<repository>/blobs/… or /v2/<repository>/manifests/…
+            let path = URLComponents(string: url)?.path ?? ""
+            let repository = path.dropFirst("/v2/".count).components(separatedBy: "/blobs/")[0].components(separatedBy: "/manifests/")[0]
+            request.headers.add(name: "Authorization", value: "Bearer " + (try tokens.token(repository: repository, actions: ["pull", "push"])))
+        } else if authorized {
             request.headers.add(name: "Authorization", value: "Basic " + Data("\(username):\(password)".utf8).base64EncodedString())
         }
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
