@@ -123,6 +123,7 @@ let package = Package(
                 "ConfidentialWorkload",
                 "AzureKeyVault",
                 "TrusteeKBS",
+                "OCIRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,6 +1,7 @@
 @testable import ConfidentialWorkload
 import Foundation
 import KubernetesClient
+import Logging
 import OCIRegistry
 import Testing
 import TestSupport
@@ -126,5 +127,49 @@ struct ImageFactsTests {
             try Self.request(state, "app", args: ["/whatever"], env: env + ["MODE=production"], uid: 0, gid: 0, cwd: "/", base: base),
         ])
         #expect(results == Dictionary(uniqueKeysWithValues: AgentSimulator.engines.map { ($0, [true, false]) }))
+    }
+
+    /// From the real registry to the rendered objects: facts resolved by the client, written as the file
+    /// `cwo render --image-facts` reads, give the same bytes offline as the in-process build.
+    @Test func registryFactsRenderOfflineAsInTheCluster() async throws {
+        let registry = try await TestRegistry.start()
+        var failure: (any Error)?
+        do {
+            let image = try await registry.pushImage("team/app", tag: "v1", config: ["Entrypoint": ["/app"], "Env": ["MODE=production"], "User": "7:7"])
+            let client = try RegistryClient(options: .init(caFile: registry.caFile), logger: Logger(label: "test"))
+            let reference = "\(registry.host)/team/app:v1"
+            let facts = try await client.resolve(reference, credentials: .init(username: registry.username, password: registry.password))
+            try await client.shutdown()
+
+            var spec = Self.spec
+            spec["template"] = ["spec": ["containers": [["name": "app", "image": .string(reference), "resources": ["limits": ["memory": "64Mi"]]]]]]
+            var workload = workload("web", spec: spec, namespace: "default")
+            workload.metadata.uid = "00000000-0000-0000-0000-000000000000"
+            workload.apiVersion = ConfidentialWorkload.apiVersion
+            workload.kind = ConfidentialWorkload.kind
+            let state = try Self.build(spec, facts: [reference: facts])
+            #expect(Self.images(state) == ["\(registry.host)/team/app@\(image.digest)"])
+
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cwo-facts-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            try JSONEncoder().encode([reference: facts]).write(to: directory.appendingPathComponent("facts.json"))
+            try YAMLDocuments.dump([try JSONValue(encoding: workload)])
+                .write(to: directory.appendingPathComponent("workload.yaml"), atomically: true, encoding: .utf8)
+            // runCommand gives stdout and stderr together: the warnings (stderr) go.
+            let output = try await runCommand([
+                try cwoBinary, "render", "-f", directory.appendingPathComponent("workload.yaml").path,
+                "--image-facts", directory.appendingPathComponent("facts.json").path,
+            ])
+            let rendered = output.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("warning: ") }.joined(separator: "\n")
+            var context = BuildContext()
+            context.imageFacts = [reference: facts]
+            #expect(rendered == (try YAMLDocuments.dump(try DesiredState.build(workload, context: context).get().objects)))
+            #expect(rendered.contains("@\(image.digest)"))
+        } catch {
+            failure = error
+        }
+        await registry.stop()
+        if let failure { throw failure }
     }
 }
