@@ -50,6 +50,23 @@ struct ImageFactsTests {
         #expect(throws: SpecErrors.self) { try Self.build(spec) }
     }
 
+    @Test func imagesResolvedIsReportedOnlyWhenCwoResolvesAndCountsForReady() throws {
+        let condition = { (state: DesiredState) in state.conditions.first { $0.type == ConditionType.imagesResolved } }
+        #expect(condition(try Self.build()) == nil, "no resolver (offline render): no condition")
+        let outcome = { (problems: [String: ImageProblem], facts: [String: ImageFacts]) throws -> ConditionInput? in
+            var context = BuildContext()
+            context.imageFacts = facts
+            context.imageProblems = problems
+            return condition(try DesiredState.build(workload("web", spec: Self.spec, namespace: "prod"), context: context).get())
+        }
+        let resolved = try #require(try outcome([:], [Self.appImage: Self.appFacts, Self.sideImage: Self.sideFacts]))
+        #expect(resolved.status == .true && resolved.reason == "Resolved" && resolved.message.contains(Self.appFacts.digest))
+        let missing = try #require(try outcome([Self.appImage: ImageProblem(reason: "ImageNotFound", message: "HTTP 404")], [Self.sideImage: Self.sideFacts]))
+        #expect(missing.status == .false && missing.reason == "ImageNotFound" && missing.message.hasPrefix("image \(Self.appImage): HTTP 404"))
+        let pending = try #require(try outcome([Self.appImage: .resolving, Self.sideImage: .resolving], [:]))
+        #expect(pending.status == .unknown && pending.reason == "Resolving" && pending.message.contains("(and 1 more)"))
+    }
+
     @Test(arguments: [
         ("localhost:5000/app:v1", "localhost:5000/app@sha256:1"), ("nginx", "nginx@sha256:1"),
         ("ghcr.io/org/app:1.0@sha256:0", "ghcr.io/org/app@sha256:1"), ("127.0.0.1:5000/app", "127.0.0.1:5000/app@sha256:1"),

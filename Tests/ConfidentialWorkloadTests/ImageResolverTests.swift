@@ -18,7 +18,8 @@ struct ImageResolverTests {
         let login = credentials ? RegistryClient.Credentials(username: registry.username, password: registry.password) : nil
         let (changed, tell) = AsyncStream.makeStream(of: ObjectKey.self)
         let resolver = ImageResolver(lookup: { reference throws(RegistryError) in try await client.resolve(reference, credentials: login) },
-                                     ttl: ttl, concurrency: 2, onChange: { tell.yield($0) })
+                                     ttl: ttl, concurrency: 2)
+        await resolver.notify { tell.yield($0) }
         let runner = Task { await resolver.run() }
         var failure: (any Error)?
         do { try await body(registry, resolver, changed) } catch { failure = error }
@@ -62,10 +63,7 @@ struct ImageResolverTests {
         }
     }
 
-    func knownFacts(_ outcome: ImageResolver.Outcome?) -> ImageFacts? {
-        if case .resolved(let facts)? = outcome { return facts }
-        return nil
-    }
+    func knownFacts(_ outcome: ImageResolver.Outcome?) -> ImageFacts? { outcome?.facts }
 
     @Test func failuresAreSortedAndDelayOnlyTheirOwnWorkloads() async throws {
         try await withResolver { registry, resolver, changed in
@@ -79,28 +77,38 @@ struct ImageResolverTests {
             _ = await resolver.facts(for: [good], waiter: c)
             #expect(await Self.told(3, changed) == [a, b, c].sorted())
             let known = await resolver.facts(for: [down, missing, good], waiter: a)
-            guard case .failed(let downReason, _)? = known[down], case .failed(let missingReason, _)? = known[missing] else {
-                Issue.record("expected failures, got \(known)")
-                return
-            }
-            #expect(downReason == "RegistryUnreachable")
-            #expect(missingReason == "ImageNotFound")
+            #expect(known[down]?.failure?.reason == "RegistryUnreachable")
+            #expect(known[missing]?.failure?.reason == "ImageNotFound")
+            #expect(known[down]?.facts == nil)
             #expect(knownFacts(known[good])?.digest == app.digest)
         }
     }
 
-    @Test func withoutCredentialsTheReasonIsUnauthorized() async throws {
+    @Test func factsStayThroughAFailedRenewal() async throws {
+        try await withResolver(ttl: .zero) { registry, resolver, changed in
+            let image = try await registry.pushImage("team/app", tag: "v1", config: ["Cmd": ["app"]])
+            let reference = "\(registry.host)/team/app:v1"
+            let key = ObjectKey(namespace: "t", name: "w")
+            _ = await resolver.facts(for: [reference], waiter: key)
+            _ = await Self.told(1, changed)
+            await registry.stop()
+            // Stale at once: renewed against a registry that is gone.
+            _ = await resolver.facts(for: [reference], waiter: key)
+            _ = await Self.told(1, changed)
+            let outcome = await resolver.facts(for: [reference], waiter: key)[reference]
+            #expect(outcome?.facts?.digest == image.digest, "the Deployment keeps the digest it runs")
+            #expect(outcome?.failure?.reason == "RegistryUnreachable")
+        }
+    }
+
+        @Test func withoutCredentialsTheReasonIsUnauthorized() async throws {
         try await withResolver(credentials: false) { registry, resolver, changed in
             try await registry.pushImage("team/app", tag: "v1", config: ["Cmd": ["app"]])
             let reference = "\(registry.host)/team/app:v1"
             let key = ObjectKey(namespace: "t", name: "w")
             _ = await resolver.facts(for: [reference], waiter: key)
             _ = await Self.told(1, changed)
-            guard case .failed(let reason, _)? = await resolver.facts(for: [reference], waiter: key)[reference] else {
-                Issue.record("expected a failure")
-                return
-            }
-            #expect(reason == "Unauthorized")
+            #expect(await resolver.facts(for: [reference], waiter: key)[reference]?.failure?.reason == "Unauthorized")
         }
     }
 

@@ -126,9 +126,13 @@ public enum ConditionType {
     public static let keyReleaseBound = "KeyReleaseBound"
     /// CoCo: the initdata document is on the pod template.
     public static let initDataReady = "InitDataReady"
+    /// With image resolution on: the registry gave the facts of every template image.
+    public static let imagesResolved = "ImagesResolved"
 
     /// Every condition type cwo writes.
-    public static let all: Set<String> = [ready, runtimeClassAvailable, deploymentAvailable, policyReady, attestationConfigured, keyReleaseBound, initDataReady]
+    public static let all: Set<String> = [
+        ready, runtimeClassAvailable, deploymentAvailable, policyReady, attestationConfigured, keyReleaseBound, initDataReady, imagesResolved,
+    ]
 }
 
 public enum Reason {

@@ -19,6 +19,9 @@ public struct BuildContext: Sendable, Hashable {
     /// What the registry says about the template's images, keyed by the image reference as the template
     /// writes it; an image without facts keeps today's policy (args tail, guessed image variables).
     public var imageFacts: [String: ImageFacts] = [:]
+    /// With image resolution on (`cwo run --resolve-images`): why each template image without facts has
+    /// none. nil when cwo does not resolve images (then there is no `ImagesResolved` condition).
+    public var imageProblems: [String: ImageProblem]?
 
     public init(nativeSidecars: Bool = true, providedPolicy: String? = nil, runningHashes: [String] = []) {
         self.nativeSidecars = nativeSidecars
@@ -123,6 +126,9 @@ public struct DesiredState: Sendable {
             deployment: Names.intent.stamp(DeploymentBuilder.deployment(for: workload, spec: spec, podTemplate: template)),
             serviceAccount: serviceAccount, configMap: configMap, conditions: [], imageFacts: imageFacts)
         state.conditions = ArtifactConditions.inputs(state, nativeSidecars: context.nativeSidecars)
+        if let problems = context.imageProblems {
+            state.conditions.append(ImagesResolved.condition(facts: context.imageFacts, problems: problems))
+        }
         return .success(state)
     }
 }

@@ -4,17 +4,18 @@ import OCIRegistry
 /// Image facts for the reconcile, looked up off its workers.
 ///
 /// `facts(for:waiter:)` answers at once with what is known and queues what is not; `run()` resolves the
-/// queue with at most `concurrency` registry lookups at a time and calls `onChange` with every workload
-/// that waits for an answer, so it is reconciled again. A reference is resolved once however many
-/// workloads name it. An answer by tag is kept for `ttl` (then looked up again, the old one served
-/// meanwhile); an answer by digest never changes, so it is kept for good; a failure is retried after
-/// `retryFailures`. A registry that is down delays only the workloads that use it.
+/// queue with at most `concurrency` registry lookups at a time and tells (`notify`) every workload that
+/// waits for an answer, so it is reconciled again. A reference is resolved once however many workloads
+/// name it. An answer by tag is kept for `ttl` (then looked up again, the old one served meanwhile); an
+/// answer by digest never changes, so it is kept for good; a failure is retried after `retryFailures`,
+/// and the facts of an earlier success stay (a Deployment keeps the images it runs). A registry that is
+/// down delays only the workloads that use it.
 public actor ImageResolver {
-    public enum Outcome: Sendable, Hashable {
-        case resolved(ImageFacts)
-        /// The `ImagesResolved` reason (`RegistryUnreachable`, `ImageNotFound`, `Unauthorized`,
-        /// `ManifestUnsupported`) and what the registry said.
-        case failed(reason: String, message: String)
+    public struct Outcome: Sendable, Hashable {
+        /// The facts of the last successful lookup, kept through later failures.
+        public var facts: ImageFacts?
+        /// Why the last lookup failed, when it did.
+        public var failure: ImageProblem?
     }
 
     public typealias Lookup = @Sendable (String) async throws(RegistryError) -> ImageFacts
@@ -25,10 +26,11 @@ public actor ImageResolver {
     }
 
     private let lookup: Lookup
-    private let ttl: Duration
+    /// How long an answer by tag is used before the tag is looked up again.
+    public nonisolated let ttl: Duration
     private let retryFailures: Duration
     private let concurrency: Int
-    private let onChange: @Sendable (ObjectKey) async -> Void
+    private var notify: @Sendable (ObjectKey) async -> Void = { _ in }
     private let pending: AsyncStream<String>
     private let enqueue: AsyncStream<String>.Continuation
     private var entries: [String: Entry] = [:]
@@ -37,14 +39,17 @@ public actor ImageResolver {
     /// Registry lookups made (each one resolution of one reference).
     public private(set) var lookups = 0
 
-    public init(lookup: @escaping Lookup, ttl: Duration = .seconds(600), retryFailures: Duration = .seconds(30), concurrency: Int = 4,
-                onChange: @escaping @Sendable (ObjectKey) async -> Void) {
+    public init(lookup: @escaping Lookup, ttl: Duration = .seconds(600), retryFailures: Duration = .seconds(30), concurrency: Int = 4) {
         self.lookup = lookup
         self.ttl = ttl
         self.retryFailures = retryFailures
         self.concurrency = max(1, concurrency)
-        self.onChange = onChange
         (pending, enqueue) = AsyncStream.makeStream(of: String.self)
+    }
+
+    /// Who is told when a workload's answer arrives (the controller's queue).
+    public func notify(_ handler: @escaping @Sendable (ObjectKey) async -> Void) {
+        notify = handler
     }
 
     /// The outcomes known for `references` (those never looked up are absent); each unknown or stale one
@@ -64,10 +69,8 @@ public actor ImageResolver {
     }
 
     private func isStale(_ reference: String, _ entry: Entry, now: ContinuousClock.Instant) -> Bool {
-        switch entry.outcome {
-        case .resolved: !reference.contains("@sha256:") && now - entry.at >= ttl
-        case .failed: now - entry.at >= retryFailures
-        }
+        if entry.outcome.failure != nil { return now - entry.at >= retryFailures }
+        return !reference.contains("@sha256:") && now - entry.at >= ttl
     }
 
     /// Resolves queued references until cancelled, `concurrency` at a time.
@@ -92,15 +95,15 @@ public actor ImageResolver {
 
     private func resolve(_ reference: String) async {
         lookups += 1
-        let outcome: Outcome
+        var outcome = entries[reference]?.outcome ?? Outcome()
         do {
-            outcome = .resolved(try await lookup(reference))
+            outcome = Outcome(facts: try await lookup(reference))
         } catch {
-            outcome = .failed(reason: error.reason, message: error.description)
+            outcome.failure = ImageProblem(reason: error.reason, message: error.description)
         }
         entries[reference] = Entry(outcome: outcome, at: .now)
         queued.remove(reference)
         let told = waiters.removeValue(forKey: reference) ?? []
-        for key in told.sorted() { await onChange(key) }
+        for key in told.sorted() { await notify(key) }
     }
 }
