@@ -188,7 +188,7 @@ let package = Package(
         // The operator end to end against the real control plane.
         .testTarget(
             name: "OperatorIntegrationTests",
-            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "KubernetesClient", "TestSupport", "AzureKeyVault", "TrusteeKBS"],
+            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "KubernetesClient", "TestSupport", "AzureKeyVault", "TrusteeKBS", "OCIRegistry"],
             swiftSettings: strict
         ),
     ]
