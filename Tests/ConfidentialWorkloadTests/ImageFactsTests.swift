@@ -67,6 +67,27 @@ struct ImageFactsTests {
         #expect(pending.status == .unknown && pending.reason == "Resolving" && pending.message.contains("(and 1 more)"))
     }
 
+    @Test func theDeploymentWaitsOnlyWhereWritingItWouldRollPodsForNothing() {
+        let tag = "127.0.0.1:5000/team/app:v1"
+        let live = { (image: String) -> JSONValue in ["spec": ["template": ["spec": ["containers": [["name": "app", "image": .string(image)]]]]]] }
+        let down = ImageProblem(reason: "RegistryUnreachable", message: "refused")
+        // Not yet created: wait for the first answer, but not for an image the registry refuses.
+        #expect(ImageLock.hold(problems: [tag: .resolving], lock: true, live: nil)?.contains("created once") == true)
+        #expect(ImageLock.hold(problems: [tag: down], lock: true, live: nil) == nil)
+        // Running by digest: keep it while there are no facts.
+        #expect(ImageLock.hold(problems: [tag: down], lock: true, live: live("127.0.0.1:5000/team/app@sha256:" + String(repeating: "a", count: 64)))?
+            .contains("keeps running \(tag) by digest") == true)
+        #expect(ImageLock.hold(problems: [tag: .resolving], lock: true, live: live("127.0.0.1:5000/team/app@sha256:1")) != nil)
+        // Running the tag (never resolved, e.g. a private registry): nothing to keep.
+        #expect(ImageLock.hold(problems: [tag: down], lock: true, live: live(tag)) == nil)
+        // Another repository's digest is not this image's.
+        #expect(ImageLock.hold(problems: [tag: down], lock: true, live: live("127.0.0.1:5000/team/app2@sha256:1")) == nil)
+        // Resolved, unlocked, or no resolver: write as usual.
+        #expect(ImageLock.hold(problems: [:], lock: true, live: nil) == nil)
+        #expect(ImageLock.hold(problems: [tag: .resolving], lock: false, live: nil) == nil)
+        #expect(ImageLock.hold(problems: nil, lock: true, live: nil) == nil)
+    }
+
     @Test(arguments: [
         ("localhost:5000/app:v1", "localhost:5000/app@sha256:1"), ("nginx", "nginx@sha256:1"),
         ("ghcr.io/org/app:1.0@sha256:0", "ghcr.io/org/app@sha256:1"), ("127.0.0.1:5000/app", "127.0.0.1:5000/app@sha256:1"),

@@ -14,7 +14,7 @@ struct ImageIntegrationTests {
         deployment?.raw[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first { $0["name"] == "app" }?["image"]?.stringValue
     }
 
-    @Test func tagsRunByDigestFollowAMovedTagAndProblemsAreReported() async throws {
+    @Test func tagsRunByDigestFollowAMovedTagKeepItThroughARestartAndReportProblems() async throws {
         let registry = try await TestRegistry.start()
         let client = try RegistryClient(options: .init(caFile: registry.caFile), logger: Logger(label: "test"))
         let login = RegistryClient.Credentials(username: registry.username, password: registry.password)
@@ -25,6 +25,8 @@ struct ImageIntegrationTests {
         do {
             let first = try await registry.pushImage("team/app", tag: "v1", config: ["Entrypoint": ["/app"], "User": "10:10"])
             let reference = "\(registry.host)/team/app:v1"
+            var namespace = ""
+            var running = ""
             try await Harness.with("images", images: resolver) { harness in
                 _ = try await harness.createWorkload("web", spec: simpleSpec(image: reference))
                 let locked = "\(registry.host)/team/app@\(first.digest)"
@@ -52,6 +54,18 @@ struct ImageIntegrationTests {
                 // Its image keeps today's behaviour: run as written, while the other workload is unaffected.
                 #expect(Self.appImage(try await harness.deployment("missing")) == absent)
                 #expect(Self.appImage(try await harness.deployment("web")) == moved)
+                namespace = harness.namespace
+                running = moved
+            }
+            // cwo restarts while the registry is down: it has no facts, and the pods keep their digest.
+            await registry.stop()
+            let restarted = ImageResolver(lookup: { reference throws(RegistryError) in try await client.resolve(reference, credentials: login) })
+            try await Harness.with("images", namespace: namespace, images: restarted) { harness in
+                let down = try await harness.waitForStatus("web", "ImagesResolved RegistryUnreachable") { status in
+                    status.condition(ConditionType.imagesResolved)?.reason == "RegistryUnreachable"
+                }
+                #expect(down.status?.condition(ConditionType.ready)?.status == .false)
+                #expect(Self.appImage(try await harness.deployment("web")) == running)
             }
         } catch {
             failure = error

@@ -266,6 +266,10 @@ public final class WorkloadReconciler: Reconciler {
                 return (cached, condition)
             }
         }
+        if let hold = ImageLock.hold(problems: context.imageProblems, lock: state.spec.images.lockDigests, live: live) {
+            logger.info("deployment held for image facts", metadata: ["why": "\(hold)"])
+            return (cached, condition)
+        }
         let applied: Deployment? = try await apply(
             .deployments, state.deployment, live: live, version: cached?.resourceVersion, child: key, of: workload, logger: logger,
             body: { (try? DesiredState.build(workload, context: context).get().deployment) ?? state.deployment })

@@ -22,6 +22,24 @@ enum ImageLock {
         return final
     }
 
+    /// Why the live Deployment must not be written yet, nil when it may be: an image still being
+    /// resolved for a Deployment not created yet (so it is created by digest, not rolled to it a moment
+    /// later), or an image without facts that the live Deployment runs by digest (a restarted cwo, a
+    /// registry down: the pods keep running what they run). `problems` are the context's.
+    static func hold(problems: [String: ImageProblem]?, lock: Bool, live: JSONValue?) -> String? {
+        guard lock, let problems, !problems.isEmpty else { return nil }
+        guard let live else {
+            let resolving = problems.filter { $0.value == .resolving }.keys.sorted()
+            return resolving.isEmpty ? nil : "the Deployment is created once the registry answers for \(resolving.joined(separator: ", "))"
+        }
+        let podSpec = live[path: ["spec", "template", "spec"]]
+        let running = ((podSpec?["initContainers"]?.arrayValue ?? []) + (podSpec?["containers"]?.arrayValue ?? [])).compactMap { $0["image"]?.stringValue }
+        let held = problems.keys.sorted().filter { reference in
+            running.contains { $0.hasPrefix(locked(reference, digest: "sha256:")) }
+        }
+        return held.isEmpty ? nil : "rollout held: the Deployment keeps running \(held.joined(separator: ", ")) by digest until the registry answers"
+    }
+
     /// `reference` by digest: as written up to its tag or digest, then `@digest`
     /// (`nginx:1.27` → `nginx@sha256:…`, `localhost:5000/app:v1` → `localhost:5000/app@sha256:…`).
     static func locked(_ reference: String, digest: String) -> String {

@@ -26,6 +26,6 @@ enum ImagesResolved {
         let others = problems.count > 1 ? " (and \(problems.count - 1) more)" : ""
         return ConditionInput(
             ConditionType.imagesResolved, problem == .resolving ? .unknown : .false, problem.reason,
-            "image \(reference): \(problem.message)\(others); images without facts run as the template names them, with the policy's guesses")
+            "image \(reference): \(problem.message)\(others); a Deployment that runs it by digest keeps it, else it runs as the template names it, with the policy's guesses")
     }
 }
