@@ -59,6 +59,12 @@ struct ImageFactsTests {
             context.imageProblems = problems
             return condition(try DesiredState.build(workload("web", spec: Self.spec, namespace: "prod"), context: context).get())
         }
+        var context = BuildContext()
+        context.imageFacts = [Self.sideImage: Self.sideFacts]
+        context.imageProblems = [Self.appImage: .resolving]
+        let state = try DesiredState.build(workload("web", spec: Self.spec, namespace: "prod"), context: context).get()
+        #expect(state.images == [ImageStatus(name: "side", reference: Self.sideImage, digest: Self.sideFacts.digest)])
+        #expect(try Self.build().images == nil, "no resolver: no status.images")
         let resolved = try #require(try outcome([:], [Self.appImage: Self.appFacts, Self.sideImage: Self.sideFacts]))
         #expect(resolved.status == .true && resolved.reason == "Resolved" && resolved.message.contains(Self.appFacts.digest))
         let missing = try #require(try outcome([Self.appImage: ImageProblem(reason: "ImageNotFound", message: "HTTP 404")], [Self.sideImage: Self.sideFacts]))

@@ -37,6 +37,7 @@ struct ImageIntegrationTests {
                     status.condition(ConditionType.imagesResolved)?.status == .true
                 }
                 #expect(resolved.status?.condition(ConditionType.imagesResolved)?.message.contains(first.digest) == true)
+                #expect(resolved.status?.images == [ImageStatus(name: "app", reference: reference, digest: first.digest)])
 
                 let second = try await registry.pushImage("team/app", tag: "v1", config: ["Entrypoint": ["/app"], "User": "10:10"])
                 let moved = "\(registry.host)/team/app@\(second.digest)"

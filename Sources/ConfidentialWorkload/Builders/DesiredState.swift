@@ -49,6 +49,8 @@ public struct DesiredState: Sendable {
     public var conditions: [ConditionInput]
     /// The facts the policy pins, keyed by each container's image as the Deployment runs it.
     public var imageFacts: [String: ImageFacts] = [:]
+    /// With image resolution on: each template container whose image has facts (`status.images`).
+    public var images: [ImageStatus]?
 
     /// The objects in apply order (the service account before the pods that use it).
     public var objects: [JSONValue] { [serviceAccount, configMap, deployment].compactMap { $0 } }
@@ -128,6 +130,9 @@ public struct DesiredState: Sendable {
         state.conditions = ArtifactConditions.inputs(state, nativeSidecars: context.nativeSidecars)
         if let problems = context.imageProblems {
             state.conditions.append(ImagesResolved.condition(facts: context.imageFacts, problems: problems))
+            state.images = (spec.initContainers + spec.containers).compactMap { container in
+                context.imageFacts[container.image].map { ImageStatus(name: container.name, reference: container.image, digest: $0.digest) }
+            }
         }
         return .success(state)
     }

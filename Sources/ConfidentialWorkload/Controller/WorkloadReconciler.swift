@@ -355,6 +355,7 @@ extension Observation {
         policyHash = state.policy.hash
         policyMode = state.policy.mode.rawValue
         platform = state.spec.platform.rawValue
+        images = state.images
         if let initData = state.initData {
             initDataDigest = initData.digestHex
             let tee = state.spec.coco?.tee ?? .snp
