@@ -27,7 +27,7 @@ struct ImageIntegrationTests {
             let reference = "\(registry.host)/team/app:v1"
             var namespace = ""
             var running = ""
-            try await Harness.with("images", images: resolver) { harness in
+            try await Harness.with("images", recordEvents: true, images: resolver) { harness in
                 _ = try await harness.createWorkload("web", spec: simpleSpec(image: reference))
                 let locked = "\(registry.host)/team/app@\(first.digest)"
                 _ = try await eventually(timeout: .seconds(20), "the Deployment runs \(locked)") {
@@ -44,6 +44,8 @@ struct ImageIntegrationTests {
                 _ = try await eventually(timeout: .seconds(30), "the Deployment follows the moved tag to \(moved)") {
                     Self.appImage(try await harness.deployment("web")) == moved ? true : nil
                 }
+                let event = try await harness.waitForEvent(reason: "ImageDigestChanged")
+                #expect(event.raw["note"]?.stringValue?.contains("now resolves to \(second.digest) (was \(first.digest))") == true)
 
                 let absent = "\(registry.host)/team/absent:v1"
                 _ = try await harness.createWorkload("missing", spec: simpleSpec(image: absent))
