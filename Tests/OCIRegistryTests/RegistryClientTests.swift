@@ -118,6 +118,45 @@ struct RegistryClientTests {
         }
     }
 
+    @Test func retriesAreBoundedAndHonourRetryAfter() async throws {
+        try await withRegistry { registry, _ in
+            try await registry.pushImage("team/app", tag: "v1", config: Self.config)
+            // The fault proxy answers in the registry's place when told to.
+            let proxy = try await FaultProxy.start(upstreamPort: registry.port, upstreamCAFile: registry.caFile)
+            var options = RegistryClient.Options(caFile: proxy.caFile)
+            options.maxAttempts = 3
+            let client = try RegistryClient(options: options, logger: Logger(label: "test"))
+            let reference = "127.0.0.1:\(proxy.port)/team/app:v1"
+            let manifests: @Sendable () -> [FaultProxy.Entry] = { proxy.log.filter { $0.path.contains("/manifests/") } }
+
+            proxy.set(.respond(status: 503, retryAfter: 0))
+            await #expect { try await client.resolve(reference, credentials: credentials(registry)) } throws: {
+                ($0 as? RegistryError)?.reason == "RegistryUnreachable" && ($0 as? RegistryError)?.status == 503
+            }
+            #expect(manifests().count == 3, "maxAttempts requests, then the error")
+
+            // A Retry-After longer than the client waits out fails at once and says how long.
+            proxy.set(.respond(status: 429, retryAfter: 60))
+            await #expect { try await client.resolve(reference, credentials: credentials(registry)) } throws: {
+                ($0 as? RegistryError)?.retryAfter == .seconds(60)
+            }
+            #expect(manifests().count == 4)
+
+            // Answered after one refusal: the client waited the second and asked again.
+            proxy.set(.respond(status: 503, retryAfter: 1))
+            let resolving = Task { try await client.resolve(reference, credentials: credentials(registry)) }
+            _ = try await eventually("the refused attempt") { manifests().count == 5 ? true : nil }
+            proxy.set(.pass)
+            #expect(try await resolving.value.cmd == [":8080"])
+            // Refused; then asked again, challenged (401) and asked with the credentials.
+            let later = manifests().map(\.fault).dropFirst(4)
+            #expect(later.first == .respond(status: 503, retryAfter: 1) && Array(later.suffix(2)) == [.pass, .pass])
+
+            try await client.shutdown()
+            await proxy.stop()
+        }
+    }
+
     @Test func aMovedTagResolvesToTheNewDigest() async throws {
         try await withRegistry { registry, client in
             let first = try await registry.pushImage("moving", tag: "stable", config: ["Cmd": ["one"]])
