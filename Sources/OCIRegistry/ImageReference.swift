@@ -35,14 +35,17 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
         } else {
             registry = "docker.io"
         }
-        if registry == "docker.io" && components.count == 1 { components.insert("library", at: 0) }
+        if Self.dockerHub.contains(registry) && components.count == 1 { components.insert("library", at: 0) }
         guard components.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLowercase || $0.isNumber || "._-".contains($0) } }) else { return nil }
         repository = components.joined(separator: "/")
         if tag == nil && digest == nil { tag = "latest" }
     }
 
-    /// The host the distribution API answers on (Docker Hub's API is not at `docker.io`).
-    public var apiHost: String { registry == "docker.io" ? "registry-1.docker.io" : registry }
+    /// Docker Hub's names, whose official images live under `library/`.
+    static let dockerHub: Set = ["docker.io", "index.docker.io"]
+
+    /// The host the distribution API answers on (Docker Hub's API is at neither of its names).
+    public var apiHost: String { Self.dockerHub.contains(registry) ? "registry-1.docker.io" : registry }
 
     /// What to ask the registry for: the digest when there is one (it wins over a tag), else the tag.
     public var manifestReference: String { digest ?? tag ?? "latest" }

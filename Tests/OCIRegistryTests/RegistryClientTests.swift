@@ -178,6 +178,7 @@ struct ImageReferenceTests {
         ("nginx:1.27", "docker.io/library/nginx:1.27", "registry-1.docker.io"),
         ("docker.io/bitnami/redis", "docker.io/bitnami/redis:latest", "registry-1.docker.io"),
         ("user/app:v1", "docker.io/user/app:v1", "registry-1.docker.io"),
+        ("index.docker.io/nginx:1.27", "index.docker.io/library/nginx:1.27", "registry-1.docker.io"),
         ("localhost:5000/app", "localhost:5000/app:latest", "localhost:5000"),
         ("127.0.0.1:5000/team/app:v2", "127.0.0.1:5000/team/app:v2", "127.0.0.1:5000"),
         ("ghcr.io/org/app@sha256:" + String(repeating: "a", count: 64), "ghcr.io/org/app@sha256:" + String(repeating: "a", count: 64), "ghcr.io"),
