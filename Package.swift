@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ControllerRuntime", targets: ["ControllerRuntime"]),
         .library(name: "ConfidentialWorkload", targets: ["ConfidentialWorkload"]),
         .library(name: "TrusteeKBS", targets: ["TrusteeKBS"]),
+        .library(name: "OCIRegistry", targets: ["OCIRegistry"]),
     ],
     dependencies: [
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
@@ -83,6 +84,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The OCI distribution API calls cwo makes: resolve a reference to its digest and image config.
+        .target(
+            name: "OCIRegistry",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // The ConfidentialWorkload domain: API types, validation, pure builders, key release, the reconciler.
         .target(
             name: "ConfidentialWorkload",
@@ -91,6 +105,7 @@ let package = Package(
                 "ControllerRuntime",
                 "AzureKeyVault",
                 "TrusteeKBS",
+                "OCIRegistry",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -108,6 +123,7 @@ let package = Package(
                 "ConfidentialWorkload",
                 "AzureKeyVault",
                 "TrusteeKBS",
+                "OCIRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -128,11 +144,13 @@ let package = Package(
             swiftSettings: strict
         ),
         // Starts and stops the real control plane (scripts/control-plane) for integration tests, and
-        // serves local HTTPS stand-ins for Key Vault and the identity endpoint, a Trustee KBS, and an API server.
+        // serves local HTTPS stand-ins for Key Vault and the identity endpoint, a Trustee KBS, and an API server;
+        // runs the real reference registry (Debian's docker-registry) and pushes test images to it.
         .target(
             name: "TestSupport",
             dependencies: [
                 "KubernetesClient",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -152,10 +170,12 @@ let package = Package(
         .testTarget(name: "AzureKeyVaultTests", dependencies: ["AzureKeyVault", "TestSupport"], swiftSettings: strict),
         // The KBS admin client against the local HTTPS stand-in: tokens, requests, errors.
         .testTarget(name: "TrusteeKBSTests", dependencies: ["TrusteeKBS", "TestSupport"], swiftSettings: strict),
+        // The registry client against the real reference registry: digests, indexes, configs, auth, errors.
+        .testTarget(name: "OCIRegistryTests", dependencies: ["OCIRegistry", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ControllerRuntimeTests", dependencies: ["ControllerRuntime", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ConfidentialWorkloadTests",
-            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "TestSupport"],
+            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "OCIRegistry", "TestSupport"],
             exclude: ["Golden", "Corpus"],
             swiftSettings: strict
         ),
@@ -168,7 +188,7 @@ let package = Package(
         // The operator end to end against the real control plane.
         .testTarget(
             name: "OperatorIntegrationTests",
-            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "KubernetesClient", "TestSupport", "AzureKeyVault", "TrusteeKBS"],
+            dependencies: ["ConfidentialWorkload", "ControllerRuntime", "KubernetesClient", "TestSupport", "AzureKeyVault", "TrusteeKBS", "OCIRegistry"],
             swiftSettings: strict
         ),
     ]

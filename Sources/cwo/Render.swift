@@ -2,6 +2,7 @@ import ArgumentParser
 import ConfidentialWorkload
 import Foundation
 import KubernetesClient
+import OCIRegistry
 
 /// Reads ConfidentialWorkloads from a file (or stdin) without a cluster.
 struct WorkloadInput: ParsableArguments {
@@ -66,6 +67,9 @@ struct ClusterAssumptions: ParsableArguments {
     @Option(help: "File with the KBS CA certificate a CoCo workload's spec.kbs.caConfigMapRef holds (PEM).")
     var kbsCaFile: String?
 
+    @Option(help: "JSON file of image facts as cwo resolves them in the cluster: an object from image reference (as the template writes it) to {digest, manifestDigest, entrypoint, cmd, env, user, workingDir, layers}.")
+    var imageFacts: String?
+
     func context() throws -> BuildContext {
         let parts = kubernetesVersion.split(separator: ".").compactMap { Int($0) }
         guard parts.count >= 2 else { throw ValidationError("--kubernetes-version must look like 1.30") }
@@ -81,6 +85,14 @@ struct ClusterAssumptions: ParsableArguments {
             context.kbsCertificate = String(decoding: data, as: UTF8.self)
         } else {
             context.kbsCertificateProblem = "spec.kbs.caConfigMapRef needs the ConfigMap's certificate: pass --kbs-ca-file"
+        }
+        if let imageFacts {
+            guard let data = FileManager.default.contents(atPath: imageFacts) else { throw ValidationError("cannot read \(imageFacts)") }
+            do {
+                context.imageFacts = try JSONDecoder().decode([String: ImageFacts].self, from: data)
+            } catch {
+                throw CLIError("\(imageFacts): not image facts: \(error)")
+            }
         }
         return context
     }

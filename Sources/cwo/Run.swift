@@ -6,6 +6,7 @@ import Foundation
 import KubernetesClient
 import Logging
 import Metrics
+import OCIRegistry
 import Prometheus
 import ServiceLifecycle
 import TrusteeKBS
@@ -107,8 +108,18 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Seconds to finish in-flight reconciles after SIGTERM.")
     var shutdownTimeout = 30.0
 
+    @Flag(help: "Resolve the template's images in their registries (anonymously): lock them to digests and pin their config in the policy.")
+    var resolveImages = false
+
+    @Option(help: "PEM file of extra CAs to trust for image registries (a private registry's CA).")
+    var registryCaFile: String?
+
+    @Option(help: "Seconds an image tag's digest is used before the registry is asked again.")
+    var imageResync = 600.0
+
     func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard imageResync >= 1 else { throw ValidationError("--image-resync must be at least 1 second") }
         guard keyReleaseCleanupTimeout >= 0, keyReleaseResync >= 1 else {
             throw ValidationError("--key-release-cleanup-timeout must be >= 0 and --key-release-resync >= 1")
         }
@@ -167,7 +178,7 @@ struct Run: AsyncParsableCommand {
         let kbs = try makeKBSBroker(logger: logger)
         let workloadOperator = WorkloadOperator(
             client: client, options: .init(namespace: namespace, concurrency: concurrency), logger: logger, queueObserver: observer,
-            observer: observer, events: events, keyRelease: keyRelease, kbs: kbs)
+            observer: observer, events: events, keyRelease: keyRelease, kbs: kbs, images: try makeImageResolver())
 
         var elector: LeaderElector?
         if leaderElect {
@@ -250,6 +261,12 @@ extension Run {
 
 extension Run {
     /// The KBS cwo manages, when it was given one and its admin key.
+    func makeImageResolver() throws -> ImageResolver? {
+        guard resolveImages else { return nil }
+        let registry = try RegistryClient(options: .init(caFile: registryCaFile), logger: Logger(label: "cwo.registry"))
+        return ImageResolver(lookup: { reference throws(RegistryError) in try await registry.resolve(reference) }, ttl: .seconds(imageResync))
+    }
+
     func makeKBSBroker(logger: Logger) throws -> KBSBroker? {
         guard let kbsUrl, let kbsAdminKey else { return nil }
         let pem = String(decoding: FileManager.default.contents(atPath: kbsAdminKey) ?? Data(), as: UTF8.self)

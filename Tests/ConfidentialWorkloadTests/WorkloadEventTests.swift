@@ -22,6 +22,21 @@ import Testing
         #expect(WorkloadEvent.transitions(from: new, to: new, specErrors: nil, warnings: []).isEmpty, "nothing changed, no event")
     }
 
+    @Test func aMovedTagIsAnImageDigestChange() {
+        var old = status([])
+        old.images = [ImageStatus(name: "app", reference: "r/app:v1", digest: "sha256:1"), ImageStatus(name: "side", reference: "r/side:v1", digest: "sha256:s")]
+        var new = old
+        new.images?[0].digest = "sha256:2"
+        let events = WorkloadEvent.transitions(from: old, to: new, specErrors: nil, warnings: [])
+        #expect(events == [.imageDigestChanged(container: "app", reference: "r/app:v1", digest: "sha256:2", previous: "sha256:1")])
+        #expect(events.first?.reason == "ImageDigestChanged" && events.first?.type == .normal)
+        // A first resolution, or another reference in the template, is no move.
+        #expect(WorkloadEvent.transitions(from: status([]), to: new, specErrors: nil, warnings: []).isEmpty)
+        var edited = new
+        edited.images?[0] = ImageStatus(name: "app", reference: "r/app:v2", digest: "sha256:3")
+        #expect(WorkloadEvent.transitions(from: new, to: edited, specErrors: nil, warnings: []).isEmpty)
+    }
+
     @Test func aRejectedSpecIsOneWarningPerMessage() {
         let errors = SpecErrors([SpecError("spec.policy.configMapRef", "ConfigMap p was not found", reason: "PolicyConfigMapNotFound")])
         let rejected = status([("Ready", .false, "PolicyConfigMapNotFound", "ConfigMap p was not found")])

@@ -30,7 +30,7 @@ final class Harness: Sendable {
     /// A fresh namespace named after `name`, or `namespace` when given (a second operator over the same workloads).
     init(
         _ name: String, concurrency: Int = 4, keyRelease: KeyReleaseManager? = nil, kbs: KBSBroker? = nil, recordEvents: Bool = false,
-        namespace existing: String? = nil
+        namespace existing: String? = nil, images: ImageResolver? = nil
     ) async throws {
         cluster = try await TestCluster.shared()
         admin = try cluster.adminClient()
@@ -45,16 +45,18 @@ final class Harness: Sendable {
         var options = WorkloadOperator.Options(namespace: namespace, concurrency: concurrency)
         options.reflector.idleTimeout = .seconds(60)
         events = recordEvents ? EventRecorder(client: operatorClient, controller: "cwo", instance: "cwo-test", logger: logger) : nil
-        workloadOperator = WorkloadOperator(client: operatorClient, options: options, logger: logger, events: events, keyRelease: keyRelease, kbs: kbs)
+        workloadOperator = WorkloadOperator(
+            client: operatorClient, options: options, logger: logger, events: events, keyRelease: keyRelease, kbs: kbs, images: images)
     }
 
     /// Runs `body` with a started operator and stops it before returning, however `body` ends: one
     /// test's operator never runs into the next.
     static func with<T>(
         _ name: String, concurrency: Int = 4, keyRelease: KeyReleaseManager? = nil, kbs: KBSBroker? = nil, recordEvents: Bool = false,
-        start: Bool = true, namespace: String? = nil, _ body: (Harness) async throws -> T
+        start: Bool = true, namespace: String? = nil, images: ImageResolver? = nil, _ body: (Harness) async throws -> T
     ) async throws -> T {
-        let harness = try await Harness(name, concurrency: concurrency, keyRelease: keyRelease, kbs: kbs, recordEvents: recordEvents, namespace: namespace)
+        let harness = try await Harness(
+            name, concurrency: concurrency, keyRelease: keyRelease, kbs: kbs, recordEvents: recordEvents, namespace: namespace, images: images)
         try await harness.ensureRuntimeClass("kata-cc")
         return try await harness.running(start: start) { try await body(harness) }
     }

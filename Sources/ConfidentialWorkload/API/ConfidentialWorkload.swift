@@ -56,12 +56,29 @@ public struct WorkloadStatus: Codable, Sendable, Hashable {
     /// CoCo: the initdata digest (lowercase hex) and what the TEE reports for it.
     public var initDataDigest: String?
     public var teeRegister: TEERegister?
+    /// With image resolution on: the digest each container's image resolved to.
+    public var images: [ImageStatus]?
     public var conditions: [Condition]?
 
     public init() {}
 
     public func condition(_ type: String) -> Condition? {
         conditions?.first { $0.type == type }
+    }
+}
+
+/// One container's image as the registry resolved it.
+public struct ImageStatus: Codable, Sendable, Hashable {
+    /// The container's name.
+    public var name: String
+    /// The image as the template writes it.
+    public var reference: String
+    public var digest: String
+
+    public init(name: String, reference: String, digest: String) {
+        self.name = name
+        self.reference = reference
+        self.digest = digest
     }
 }
 
@@ -126,9 +143,13 @@ public enum ConditionType {
     public static let keyReleaseBound = "KeyReleaseBound"
     /// CoCo: the initdata document is on the pod template.
     public static let initDataReady = "InitDataReady"
+    /// With image resolution on: the registry gave the facts of every template image.
+    public static let imagesResolved = "ImagesResolved"
 
     /// Every condition type cwo writes.
-    public static let all: Set<String> = [ready, runtimeClassAvailable, deploymentAvailable, policyReady, attestationConfigured, keyReleaseBound, initDataReady]
+    public static let all: Set<String> = [
+        ready, runtimeClassAvailable, deploymentAvailable, policyReady, attestationConfigured, keyReleaseBound, initDataReady, imagesResolved,
+    ]
 }
 
 public enum Reason {

@@ -1,5 +1,6 @@
 import ControllerRuntime
 import KubernetesClient
+import OCIRegistry
 
 /// What the desired state depends on beyond the workload itself.
 public struct BuildContext: Sendable, Hashable {
@@ -15,6 +16,12 @@ public struct BuildContext: Sendable, Hashable {
     /// CoCo with `spec.kbs.caConfigMapRef`: the KBS's CA certificate (PEM), or why it could not be read.
     public var kbsCertificate: String?
     public var kbsCertificateProblem: String?
+    /// What the registry says about the template's images, keyed by the image reference as the template
+    /// writes it; an image without facts keeps today's policy (args tail, guessed image variables).
+    public var imageFacts: [String: ImageFacts] = [:]
+    /// With image resolution on (`cwo run --resolve-images`): why each template image without facts has
+    /// none. nil when cwo does not resolve images (then there is no `ImagesResolved` condition).
+    public var imageProblems: [String: ImageProblem]?
 
     public init(nativeSidecars: Bool = true, providedPolicy: String? = nil, runningHashes: [String] = []) {
         self.nativeSidecars = nativeSidecars
@@ -40,6 +47,10 @@ public struct DesiredState: Sendable {
     public var serviceAccount: JSONValue?
     public var configMap: JSONValue?
     public var conditions: [ConditionInput]
+    /// The facts the policy pins, keyed by each container's image as the Deployment runs it.
+    public var imageFacts: [String: ImageFacts] = [:]
+    /// With image resolution on: each template container whose image has facts (`status.images`).
+    public var images: [ImageStatus]?
 
     /// The objects in apply order (the service account before the pods that use it).
     public var objects: [JSONValue] { [serviceAccount, configMap, deployment].compactMap { $0 } }
@@ -56,13 +67,14 @@ public struct DesiredState: Sendable {
 
         let platform = spec.platform.artifacts
         let placement = platform.prepare(&template, workload: name, spec: spec, context: context)
+        let imageFacts = ImageLock.apply(to: &template, facts: context.imageFacts, lock: spec.images.lockDigests)
 
         // The policy is made from the final template: every container cwo added is in it.
         let policy: AgentPolicy
         switch spec.policy.mode {
         case .generated:
             policy = PolicyBuilder.generate(template: template, namespace: namespace, settings: spec.policy, workloadIdentity: spec.keyVault != nil,
-                                            pods: .deployment(name))
+                                            pods: .deployment(name), images: imageFacts)
         case .allowAll:
             policy = PolicyBuilder.allowAll()
         case .provided:
@@ -114,8 +126,14 @@ public struct DesiredState: Sendable {
         var state = DesiredState(
             spec: spec, policy: policy, placement: placement, initData: initData, allowedHashes: allowedHashes,
             deployment: Names.intent.stamp(DeploymentBuilder.deployment(for: workload, spec: spec, podTemplate: template)),
-            serviceAccount: serviceAccount, configMap: configMap, conditions: [])
+            serviceAccount: serviceAccount, configMap: configMap, conditions: [], imageFacts: imageFacts)
         state.conditions = ArtifactConditions.inputs(state, nativeSidecars: context.nativeSidecars)
+        if let problems = context.imageProblems {
+            state.conditions.append(ImagesResolved.condition(facts: context.imageFacts, problems: problems))
+            state.images = (spec.initContainers + spec.containers).compactMap { container in
+                context.imageFacts[container.image].map { ImageStatus(name: container.name, reference: container.image, digest: $0.digest) }
+            }
+        }
         return .success(state)
     }
 }
@@ -139,12 +157,18 @@ public enum ArtifactConditions {
         }
         if !state.policy.limits.isEmpty { policyMessage += "; not enforced: " + state.policy.limits.joined(separator: "; ") }
         if state.policy.mode == .generated {
-            // Stricter than the image may need, until cwo reads image configs and layers from the registry.
-            var assumed = ["a container whose template sets no runAsUser/runAsGroup/workingDir runs as UID 0 in /"]
+            // Stricter than the image may need where cwo has not read the image's config (and, on AKS, its layers).
+            let podSpec = state.deployment[path: ["spec", "template", "spec"]] ?? [:]
+            let unresolved = ((podSpec["initContainers"]?.arrayValue ?? []) + (podSpec["containers"]?.arrayValue ?? []))
+                .filter { state.imageFacts[$0["image"]?.stringValue ?? ""] == nil }
+            var assumed: [String] = []
+            if !unresolved.isEmpty {
+                assumed.append("a container whose template sets no runAsUser/runAsGroup/workingDir runs as UID 0 in / (images not resolved: \(unresolved.compactMap { $0["name"]?.stringValue }.joined(separator: ", ")))")
+            }
             if spec.platform == .aks {
                 assumed.append("image layers pulled on the host (dm-verity) are denied: their hashes are not known yet, so images must be pulled in the guest")
             }
-            policyMessage += "; assumed without the image config: " + assumed.joined(separator: "; ")
+            if !assumed.isEmpty { policyMessage += "; assumed without the image config: " + assumed.joined(separator: "; ") }
         }
         if !spec.warnings.isEmpty { policyMessage += "; warnings: " + spec.warnings.joined(separator: "; ") }
 

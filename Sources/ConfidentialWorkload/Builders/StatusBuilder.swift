@@ -18,6 +18,7 @@ public struct Observation: Sendable {
     public var platform: String?
     public var initDataDigest: String?
     public var teeRegister: TEERegister?
+    public var images: [ImageStatus]?
 
     public init(
         generation: Int64, deploymentName: String, specErrors: SpecErrors?, runtimeClassName: String?, runtimeClassExists: Bool,
@@ -92,6 +93,7 @@ public enum StatusBuilder {
         status.platform = keep ? previous?.platform : observation.platform
         status.initDataDigest = keep ? previous?.initDataDigest : observation.initDataDigest
         status.teeRegister = keep ? previous?.teeRegister : observation.teeRegister
+        status.images = keep ? previous?.images : observation.images
         status.conditions = inputs.map { input in
             let old = previous?.condition(input.type)
             let time = old.flatMap { $0.status == input.status ? $0.lastTransitionTime : nil } ?? now

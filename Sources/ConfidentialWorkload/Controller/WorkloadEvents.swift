@@ -20,11 +20,13 @@ enum WorkloadEvent: Sendable, Equatable {
     case cleanupRefused(reason: String, keyID: String, message: String)
     case childDeleted(kind: String, name: String, feature: String)
     case resourcePolicyUpdated(kbs: String, digests: [String])
+    /// A tag now resolves to another digest: the container rolls out to it.
+    case imageDigestChanged(container: String, reference: String, digest: String, previous: String)
 
     var type: EventRecorder.EventType {
         switch self {
         case .policyGenerated, .rolloutStarted, .keyCreated, .releasePolicyUpdated, .keyReleaseUnmanaged, .releasePolicyCleanedUp, .childDeleted,
-            .resourcePolicyUpdated:
+            .resourcePolicyUpdated, .imageDigestChanged:
             .normal
         case .specRejected, .specWarning, .insecurePolicy, .keyReleaseFailed, .keyReleaseLeftBehind, .keyReleaseCleanupFailed, .cleanupRefused:
             .warning
@@ -46,6 +48,7 @@ enum WorkloadEvent: Sendable, Equatable {
         case .keyReleaseCleanupFailed: "KeyReleaseCleanupFailed"
         case .childDeleted: "ChildDeleted"
         case .resourcePolicyUpdated: "ResourcePolicyUpdated"
+        case .imageDigestChanged: "ImageDigestChanged"
         }
     }
 
@@ -77,6 +80,8 @@ enum WorkloadEvent: Sendable, Equatable {
             digests.isEmpty
                 ? "withdrew this workload's resources from the resource policy of \(kbs)"
                 : "the resource policy of \(kbs) releases this workload's resources to initdata \(digests.count == 1 ? "digest" : "digests") \(digests.joined(separator: ", "))"
+        case .imageDigestChanged(let container, let reference, let digest, let previous):
+            "container \(container): \(reference) now resolves to \(digest) (was \(previous))"
         }
     }
 
@@ -101,6 +106,11 @@ enum WorkloadEvent: Sendable, Equatable {
             old?.condition(ConditionType.keyReleaseBound)?.reason != bound.reason
         {
             events.append(.keyReleaseFailed(reason: bound.reason, message: bound.message))
+        }
+        for image in new.images ?? [] {
+            if let before = old?.images?.first(where: { $0.name == image.name && $0.reference == image.reference }), before.digest != image.digest {
+                events.append(.imageDigestChanged(container: image.name, reference: image.reference, digest: image.digest, previous: before.digest))
+            }
         }
         if let policy = new.condition(ConditionType.policyReady), policy.message != old?.condition(ConditionType.policyReady)?.message {
             if policy.reason == Reason.allowAllInsecure { events.append(.insecurePolicy(message: policy.message)) }

@@ -26,10 +26,10 @@ public final class WorkloadOperator: Sendable {
     public init(
         client: KubeClient, options: Options, logger: Logger, queueObserver: (any WorkQueueObserver)? = nil,
         observer: (any ControllerObserver)? = nil, events: EventRecorder? = nil,
-        keyRelease: KeyReleaseManager? = nil, kbs: KBSBroker? = nil
+        keyRelease: KeyReleaseManager? = nil, kbs: KBSBroker? = nil, images: ImageResolver? = nil
     ) {
         reconciler = WorkloadReconciler(
-            client: client, caches: caches, logger: logger, events: events, keyRelease: keyRelease, kbs: kbs)
+            client: client, caches: caches, logger: logger, events: events, keyRelease: keyRelease, kbs: kbs, images: images)
         controller = Controller(
             name: Self.controllerName, reconciler: reconciler, options: .init(concurrency: options.concurrency), logger: logger,
             queueObserver: queueObserver, observer: observer)
@@ -70,9 +70,16 @@ public final class WorkloadOperator: Sendable {
         }
     }
 
-    /// Runs until cancelled.
+    /// Runs until cancelled (and the image resolver beside the controller, telling it of facts that arrive).
     public func run() async {
-        await controller.run()
+        guard let images = reconciler.images else { return await controller.run() }
+        let queue = controller.queue
+        await images.notify { await queue.add($0) }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await images.run() }
+            await controller.run()
+            images.finish()
+        }
     }
 
     /// True once every cache has listed.

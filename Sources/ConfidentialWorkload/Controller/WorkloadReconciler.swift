@@ -22,6 +22,8 @@ public final class WorkloadReconciler: Reconciler {
     let memories = WorkloadMemories()
     /// Key Vault (AKS) and the Trustee KBS (CoCo): each answers for the workloads it serves.
     let keyReleases: [any KeyReleaseBackend]
+    /// Image facts from the registry (`cwo run --resolve-images`), looked up off the workers.
+    let images: ImageResolver?
     private let serverSupportsNativeSidecars = Mutex<Bool?>(nil)
 
     /// How often a workload with a Provided policy re-reads its ConfigMap (which cwo does not watch).
@@ -29,9 +31,11 @@ public final class WorkloadReconciler: Reconciler {
 
     public init(
         client: KubeClient, caches: WorkloadCaches, logger: Logger, events: EventRecorder? = nil,
-        keyRelease: KeyReleaseManager? = nil, kbs: KBSBroker? = nil, now: @escaping @Sendable () -> String = { StatusBuilder.timestamp() }
+        keyRelease: KeyReleaseManager? = nil, kbs: KBSBroker? = nil, images: ImageResolver? = nil,
+        now: @escaping @Sendable () -> String = { StatusBuilder.timestamp() }
     ) {
         self.client = client
+        self.images = images
         self.caches = caches
         self.logger = logger
         self.events = WorkloadEventSink(recorder: events)
@@ -102,6 +106,23 @@ public final class WorkloadReconciler: Reconciler {
         context.runningHashes = runningHashes(key)
         var ignored: [SpecError] = []  // the full validation reports them
         var refresh = ReconcileResult.done
+        if let images {
+            // What is known now; the rest is looked up elsewhere, and the workload requeued when it arrives.
+            let references = Self.templateImages(workload)
+            let outcomes = await images.facts(for: references, waiter: key)
+            var problems: [String: ImageProblem] = [:]
+            for reference in references {
+                if let outcome = outcomes[reference] {
+                    context.imageFacts[reference] = outcome.facts
+                    problems[reference] = outcome.failure
+                } else {
+                    problems[reference] = .resolving
+                }
+            }
+            context.imageProblems = problems
+            // A tag may move: look again when its answer is due for renewal.
+            refresh = .requeue(after: images.ttl)
+        }
         if let ca = KBSSettings.parse(workload.spec?["kbs"], errors: &ignored)?.caConfigMap {
             switch try await readConfigMap(ca.name, key: ca.key, namespace: key.namespace) {
             case .success(let pem): context.kbsCertificate = pem
@@ -119,6 +140,13 @@ public final class WorkloadReconciler: Reconciler {
     }
 
     struct ConfigMapProblem: Error { var message: String }
+
+    /// The images the template's containers and init containers name.
+    static func templateImages(_ workload: ConfidentialWorkload) -> [String] {
+        let podSpec = workload.spec?[path: ["template", "spec"]]
+        let containers = (podSpec?["initContainers"]?.arrayValue ?? []) + (podSpec?["containers"]?.arrayValue ?? [])
+        return containers.compactMap { $0["image"]?.stringValue }
+    }
 
     /// One key of a ConfigMap the workload names (cwo does not watch them: read when reconciling, and
     /// again every `providedPolicyRefresh`).
@@ -238,6 +266,10 @@ public final class WorkloadReconciler: Reconciler {
                 return (cached, condition)
             }
         }
+        if let hold = ImageLock.hold(problems: context.imageProblems, lock: state.spec.images.lockDigests, live: live) {
+            logger.info("deployment held for image facts", metadata: ["why": "\(hold)"])
+            return (cached, condition)
+        }
         let applied: Deployment? = try await apply(
             .deployments, state.deployment, live: live, version: cached?.resourceVersion, child: key, of: workload, logger: logger,
             body: { (try? DesiredState.build(workload, context: context).get().deployment) ?? state.deployment })
@@ -323,6 +355,7 @@ extension Observation {
         policyHash = state.policy.hash
         policyMode = state.policy.mode.rawValue
         platform = state.spec.platform.rawValue
+        images = state.images
         if let initData = state.initData {
             initDataDigest = initData.digestHex
             let tee = state.spec.coco?.tee ?? .snp

@@ -1,4 +1,5 @@
 import KubernetesClient
+import OCIRegistry
 
 /// What the agent must see when the runtime creates one container of the pod, read from the final pod
 /// template: `policy_data.containers[i]`, the facts the Rego rules compare a CreateContainer request with.
@@ -8,6 +9,10 @@ struct ContainerExpectation {
     let namespace: String
     /// The regular expression every pod name of the workload matches.
     let podName: String
+    /// The registry's facts by image as the template writes it.
+    var images: [String: ImageFacts] = [:]
+    /// `policy.allowedEnvVars`: the only names with any value left for a container whose image config is known.
+    var allowedEnvVars: [String] = []
 
     var podSpec: JSONValue { template["spec"] ?? [:] }
 
@@ -29,24 +34,38 @@ struct ContainerExpectation {
     func container(_ container: JSONValue) -> JSONValue {
         let security = container["securityContext"] ?? [:]
         let privileged = security["privileged"]?.boolValue ?? false
+        let facts = images[container["image"]?.stringValue ?? ""]
         let command = stringList(container["command"])
         let args = stringList(container["args"]) ?? []
+        // With the image config the whole process is known, built as containerd builds it: a command
+        // replaces the entrypoint and drops the image's cmd; args replace the cmd.
+        let process = facts.map { facts in
+            if let command, !command.isEmpty { return command + args }
+            return (facts.entrypoint ?? []) + (args.isEmpty ? facts.cmd ?? [] : args)
+        } ?? command.map { $0 + args }
         let terminal = container["tty"]?.boolValue ?? false
         let environment = Environment(container: container, template: template, namespace: namespace, podName: podName)
+        // The image's variables, each unless the template sets that name itself.
+        let imageEnv = (facts?.env ?? []).filter { !environment.names.contains(String($0.prefix { $0 != "=" })) }
         let mounts = volumeMounts(container)
-        return user(podUser(container: security, defaultID: 0)).adding([
+        var expectation = user(podUser(container: security, defaultID: 0, image: facts.map { ImageUser($0.user) ?? ImageUser() }))
+        if facts != nil {
+            // Read by the rules instead of policy_data.image_env_names: nothing is guessed for this image.
+            expectation["image_env_names"] = RuntimeFacts.strings(Array(Set(allowedEnvVars)).sorted())
+        }
+        return expectation.adding([
             "cri_type": "container", "kata_type": "pod_container", "seccomp": .bool(seccomp(security["seccompProfile"]) ?? podSeccomp),
             "privileged": .bool(privileged),
             "name": .string(container["name"]?.stringValue ?? ""),
             "images": RuntimeFacts.strings(PolicyBuilder.imageNames(container["image"]?.stringValue ?? "")),
             "pull_sources": RuntimeFacts.strings(PolicyBuilder.imageNames(container["image"]?.stringValue ?? "").map { "^" + RuntimeFacts.escape($0) + "$" }),
-            "args": command.map { RuntimeFacts.strings($0 + args) } ?? .null,
-            "args_tail": RuntimeFacts.strings(command == nil ? args : []),
-            "env": RuntimeFacts.strings(environment.literals),
+            "args": process.map(RuntimeFacts.strings) ?? .null,
+            "args_tail": RuntimeFacts.strings(process == nil ? args : []),
+            "env": RuntimeFacts.strings(imageEnv + environment.literals),
             "env_names": RuntimeFacts.strings(environment.names),
             "env_sources": .array(environment.sources.map { ["name": .string($0.name), "value": .string($0.pattern)] }),
             "env_from_prefixes": RuntimeFacts.strings(environment.prefixes),
-            "cwd": .string(container["workingDir"]?.stringValue ?? "/"),
+            "cwd": .string(container["workingDir"]?.stringValue ?? facts.flatMap { $0.workingDir.isEmpty ? nil : $0.workingDir } ?? "/"),
             "no_new_privileges": .bool(security["allowPrivilegeEscalation"]?.boolValue == false && !privileged),
             "terminal": .bool(terminal),
             "readonly_root": .bool(security["readOnlyRootFilesystem"]?.boolValue ?? false),
@@ -82,11 +101,14 @@ struct ContainerExpectation {
         RuntimeFacts.strings(RuntimeFacts.platformEnv + (workloadIdentity ? RuntimeFacts.workloadIdentityEnv : []))
     }
 
-    /// UID, GID and the additional GIDs: the primary group, `fsGroup` and `supplementalGroups`.
-    private func podUser(container security: JSONValue, defaultID: Int) -> (uid: Int, gid: Int, groups: [Int]) {
+    /// UID, GID and the additional GIDs: the primary group, `fsGroup` and `supplementalGroups`. The
+    /// template's runAsUser and runAsGroup win over the image's user, which wins over `defaultID`.
+    private func podUser(container security: JSONValue, defaultID: Int, image: ImageUser? = nil) -> (uid: Int, gid: Int, groups: [Int]) {
         let pod = podSpec["securityContext"] ?? [:]
-        let uid = security["runAsUser"]?.intValue ?? pod["runAsUser"]?.intValue ?? defaultID
-        let gid = security["runAsGroup"]?.intValue ?? pod["runAsGroup"]?.intValue ?? defaultID
+        let templateUID = security["runAsUser"]?.intValue ?? pod["runAsUser"]?.intValue
+        let uid = templateUID ?? image?.uid ?? defaultID
+        // The image's group goes with the image's user only.
+        let gid = security["runAsGroup"]?.intValue ?? pod["runAsGroup"]?.intValue ?? (templateUID == nil ? image?.gid : nil) ?? defaultID
         let extra = [pod["fsGroup"]?.intValue].compactMap { $0 } + (pod["supplementalGroups"]?.arrayValue ?? []).compactMap(\.intValue)
         return (uid, gid, Array(Set([gid] + extra)).sorted())
     }
@@ -179,6 +201,25 @@ struct ContainerExpectation {
 }
 
 func stringList(_ value: JSONValue?) -> [String]? { value?.arrayValue?.compactMap(\.stringValue) }
+
+/// An image config's `User` when it is numeric: `uid` or `uid:gid`. A name needs the image's
+/// /etc/passwd, which cwo does not read (PolicyReady says so); so does the group of a bare uid (0 assumed).
+struct ImageUser {
+    var uid = 0
+    var gid = 0
+
+    init() {}
+
+    init?(_ text: String) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), let uid = Int(parts[0]) else { return nil }
+        self.uid = uid
+        if parts.count == 2 {
+            guard let gid = Int(parts[1]) else { return nil }
+            self.gid = gid
+        }
+    }
+}
 
 /// A container's environment as the template declares it.
 struct Environment {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KubernetesClient
+import OCIRegistry
 
 /// An agent policy ready for the pod: its text, the annotation value and the hash the VM measures.
 public struct AgentPolicy: Sendable, Hashable {
@@ -58,12 +59,14 @@ public enum PolicyBuilder {
     }
 
     /// The policy of a final pod template: the rules, then `policy_data` with one expectation per container
-    /// (the pause container first) and the runtime's facts.
+    /// (the pause container first) and the runtime's facts. `images` are the registry's facts, keyed by
+    /// the image as the template writes it: those containers' process is pinned from their image config.
     public static func generate(template: JSONValue, namespace: String, settings: PolicySettings, workloadIdentity: Bool,
-                                pods: PodNames = .any) -> AgentPolicy {
+                                pods: PodNames = .any, images: [String: ImageFacts] = [:]) -> AgentPolicy {
         let podSpec = template["spec"] ?? [:]
         let expectation = ContainerExpectation(template: template, workloadIdentity: workloadIdentity,
-                                               namespace: namespace, podName: pods.pattern)
+                                               namespace: namespace, podName: pods.pattern, images: images,
+                                               allowedEnvVars: settings.allowedEnvVars)
         let containers = (podSpec["initContainers"]?.arrayValue ?? []) + (podSpec["containers"]?.arrayValue ?? [])
         let data: JSONValue = [
             "namespace": .string(namespace),
@@ -78,19 +81,30 @@ public enum PolicyBuilder {
             "runtime": RuntimeFacts.policyData,
         ]
         let text = PolicyRules.header + "\n" + PolicyRules.defaults + "\n\n" + PolicyRules.rules + "policy_data := " + CanonicalJSON.pretty(data) + "\n"
-        return AgentPolicy(mode: .generated, text: text, limits: limits(containers, settings: settings))
+        return AgentPolicy(mode: .generated, text: text, limits: limits(containers, settings: settings, images: images))
     }
 
-    /// What the policy cannot pin until cwo reads image configs, said in PolicyReady.
-    static func limits(_ containers: [JSONValue], settings: PolicySettings) -> [String] {
+    /// What the policy cannot pin for containers whose image config cwo has not read, said in PolicyReady.
+    static func limits(_ containers: [JSONValue], settings: PolicySettings, images: [String: ImageFacts]) -> [String] {
         var limits: [String] = []
-        let unpinned = containers.filter { $0["command"] == nil }.compactMap { $0["name"]?.stringValue }
+        let unresolved = containers.filter { images[$0["image"]?.stringValue ?? ""] == nil }
+        let unpinned = unresolved.filter { $0["command"] == nil }.compactMap { $0["name"]?.stringValue }
         if !unpinned.isEmpty {
             limits.append("the image entrypoint is not pinned for containers without command (only their args are): \(unpinned.joined(separator: ", "))")
         }
-        let names = Set(settings.imageEnvVars + settings.allowedEnvVars)
+        let names = Set((unresolved.isEmpty ? [] : settings.imageEnvVars) + settings.allowedEnvVars)
         if !names.isEmpty {
-            limits.append("the \(names.count) variable names of policy.imageEnvVars and policy.allowedEnvVars may have any value")
+            let fields = unresolved.isEmpty ? "policy.allowedEnvVars" : "policy.imageEnvVars and policy.allowedEnvVars"
+            limits.append("the \(names.count) variable names of \(fields) may have any value")
+        }
+        // A user name, or a bare UID's group, is in the image's /etc/passwd, which cwo does not read.
+        let guessed = containers.compactMap { container -> String? in
+            guard let user = images[container["image"]?.stringValue ?? ""]?.user, !user.isEmpty, !user.contains(":") || ImageUser(user) == nil
+            else { return nil }
+            return "\(container["name"]?.stringValue ?? "") (\(user))"
+        }
+        if !guessed.isEmpty {
+            limits.append("image users are assumed UID 0 when named and GID 0 without a group, as cwo does not read /etc/passwd: \(guessed.joined(separator: ", "))")
         }
         return limits
     }

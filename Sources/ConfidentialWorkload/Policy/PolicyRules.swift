@@ -271,12 +271,13 @@ enum PolicyRules {
         }
 
         # ...or (weaker, named in PolicyReady) the image config may set it: a name of policy.imageEnvVars or
-        # policy.allowedEnvVars that the template does not set itself, with any value.
+        # policy.allowedEnvVars that the template does not set itself, with any value. A container whose image
+        # config cwo read has its variables in `env` and only policy.allowedEnvVars here.
         variable_allowed(expected, variable) if {
         	expected.cri_type == "container"
         	name := variable_name(variable)
         	not name in expected.env_names
-        	name in policy_data.image_env_names
+        	name in object.get(expected, "image_env_names", policy_data.image_env_names)
         }
 
         variable_name(variable) := split(variable, "=")[0]

@@ -30,6 +30,21 @@ public struct PolicySettings: Sendable, Hashable {
     ]
 }
 
+/// `spec.images`, understood.
+public struct ImageSettings: Sendable, Hashable {
+    /// Containers run `repository@sha256:…` of their resolved image.
+    public var lockDigests = true
+
+    public init() {}
+
+    static func parse(_ value: JSONValue?, errors: inout [SpecError]) -> ImageSettings {
+        var settings = ImageSettings()
+        guard let reader = FieldReader(value, path: "spec.images", errors: &errors) else { return settings }
+        settings.lockDigests = reader.bool("lockDigests", &errors) ?? true
+        return settings
+    }
+}
+
 /// `spec.attestation`, understood.
 public struct AttestationSettings: Sendable, Hashable {
     public enum Placement: String, Sendable, Hashable { case initContainer = "InitContainer", sidecar = "Sidecar" }

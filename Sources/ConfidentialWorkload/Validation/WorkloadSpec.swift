@@ -10,6 +10,7 @@ public struct WorkloadSpec: Sendable, Hashable {
     public var containers: [ContainerView]
     public var initContainers: [ContainerView]
     public var policy: PolicySettings
+    public var images: ImageSettings
     public var attestation: AttestationSettings
     public var keyVault: KeyVaultSettings?
     /// Which platform runs the pods: `spec.platform`, or the runtime class's.
@@ -131,6 +132,7 @@ extension WorkloadSpec {
         }
 
         let policy = PolicySettings.parse(spec["policy"], errors: &errors)
+        let images = ImageSettings.parse(spec["images"], errors: &errors)
         var platform = Platform.of(runtimeClass: runtimeClassName)
         if let value = spec["platform"], !value.isNull {
             if let text = value.stringValue, let chosen = Platform(rawValue: text) { platform = chosen } else {
@@ -169,7 +171,7 @@ extension WorkloadSpec {
         if !errors.isEmpty { return .failure(SpecErrors(errors)) }
         return .success(WorkloadSpec(
             replicas: replicas, runtimeClassName: runtimeClassName, nodeSelector: nodeSelector, template: template,
-            containers: containers, initContainers: initContainers, policy: policy, attestation: attestation, keyVault: keyVault,
+            containers: containers, initContainers: initContainers, policy: policy, images: images, attestation: attestation, keyVault: keyVault,
             platform: platform, coco: coco, kbs: kbs, warnings: warnings))
     }
 

@@ -1,0 +1,109 @@
+import ControllerRuntime
+import OCIRegistry
+
+/// Image facts for the reconcile, looked up off its workers.
+///
+/// `facts(for:waiter:)` answers at once with what is known and queues what is not; `run()` resolves the
+/// queue with at most `concurrency` registry lookups at a time and tells (`notify`) every workload that
+/// waits for an answer, so it is reconciled again. A reference is resolved once however many workloads
+/// name it. An answer by tag is kept for `ttl` (then looked up again, the old one served meanwhile); an
+/// answer by digest never changes, so it is kept for good; a failure is retried after `retryFailures`,
+/// and the facts of an earlier success stay (a Deployment keeps the images it runs). A registry that is
+/// down delays only the workloads that use it.
+public actor ImageResolver {
+    public struct Outcome: Sendable, Hashable {
+        /// The facts of the last successful lookup, kept through later failures.
+        public var facts: ImageFacts?
+        /// Why the last lookup failed, when it did.
+        public var failure: ImageProblem?
+    }
+
+    public typealias Lookup = @Sendable (String) async throws(RegistryError) -> ImageFacts
+
+    struct Entry {
+        var outcome: Outcome
+        var at: ContinuousClock.Instant
+    }
+
+    private let lookup: Lookup
+    /// How long an answer by tag is used before the tag is looked up again.
+    public nonisolated let ttl: Duration
+    private let retryFailures: Duration
+    private let concurrency: Int
+    private var notify: @Sendable (ObjectKey) async -> Void = { _ in }
+    private let pending: AsyncStream<String>
+    private let enqueue: AsyncStream<String>.Continuation
+    private var entries: [String: Entry] = [:]
+    private var queued: Set<String> = []
+    private var waiters: [String: Set<ObjectKey>] = [:]
+    /// Registry lookups made (each one resolution of one reference).
+    public private(set) var lookups = 0
+
+    public init(lookup: @escaping Lookup, ttl: Duration = .seconds(600), retryFailures: Duration = .seconds(30), concurrency: Int = 4) {
+        self.lookup = lookup
+        self.ttl = ttl
+        self.retryFailures = retryFailures
+        self.concurrency = max(1, concurrency)
+        (pending, enqueue) = AsyncStream.makeStream(of: String.self)
+    }
+
+    /// Who is told when a workload's answer arrives (the controller's queue).
+    public func notify(_ handler: @escaping @Sendable (ObjectKey) async -> Void) {
+        notify = handler
+    }
+
+    /// The outcomes known for `references` (those never looked up are absent); each unknown or stale one
+    /// is queued, and `waiter` is told when its answer arrives.
+    public func facts(for references: [String], waiter: ObjectKey) -> [String: Outcome] {
+        var known: [String: Outcome] = [:]
+        let now = ContinuousClock.now
+        for reference in Set(references) {
+            if let entry = entries[reference] {
+                known[reference] = entry.outcome
+                if !isStale(reference, entry, now: now) { continue }
+            }
+            waiters[reference, default: []].insert(waiter)
+            if queued.insert(reference).inserted { enqueue.yield(reference) }
+        }
+        return known
+    }
+
+    private func isStale(_ reference: String, _ entry: Entry, now: ContinuousClock.Instant) -> Bool {
+        if entry.outcome.failure != nil { return now - entry.at >= retryFailures }
+        return !reference.contains("@sha256:") && now - entry.at >= ttl
+    }
+
+    /// Resolves queued references until cancelled, `concurrency` at a time.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            for await reference in pending {
+                if running == concurrency {
+                    await group.next()
+                    running -= 1
+                }
+                group.addTask { await self.resolve(reference) }
+                running += 1
+            }
+        }
+    }
+
+    /// Stops `run()` once the lookups under way are done.
+    public nonisolated func finish() {
+        enqueue.finish()
+    }
+
+    private func resolve(_ reference: String) async {
+        lookups += 1
+        var outcome = entries[reference]?.outcome ?? Outcome()
+        do {
+            outcome = Outcome(facts: try await lookup(reference))
+        } catch {
+            outcome.failure = ImageProblem(reason: error.reason, message: error.description)
+        }
+        entries[reference] = Entry(outcome: outcome, at: .now)
+        queued.remove(reference)
+        let told = waiters.removeValue(forKey: reference) ?? []
+        for key in told.sorted() { await notify(key) }
+    }
+}
