@@ -5,6 +5,15 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// What cwo's clients of outside services (Key Vault, a Trustee KBS, a registry) are built on.
+let httpsClient: [Target.Dependency] = [
+    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+    .product(name: "NIOSSL", package: "swift-nio-ssl"),
+    .product(name: "Logging", package: "swift-log"),
+]
+
 let package = Package(
     name: "cwo",
     platforms: [.macOS(.v15)],
@@ -62,39 +71,19 @@ let package = Package(
         // Azure workload identity and the Key Vault calls cwo makes (endpoints always configurable).
         .target(
             name: "AzureKeyVault",
-            dependencies: [
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: httpsClient,
             swiftSettings: strict
         ),
         // The Trustee KBS admin API (resource policy, resources) with EdDSA admin tokens.
         .target(
             name: "TrusteeKBS",
-            dependencies: [
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: httpsClient + [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // The OCI distribution API calls cwo makes: resolve a reference to its digest and image config.
         .target(
             name: "OCIRegistry",
-            dependencies: [
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
-            ],
+            dependencies: httpsClient + [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // The ConfidentialWorkload domain: API types, validation, pure builders, key release, the reconciler.

@@ -40,6 +40,8 @@ public final class KBSAdminClient: Sendable {
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(Int64(options.requestTimeout.components.seconds)))
         configuration.redirectConfiguration = .disallow
+        // An unreachable KBS fails at once: the reconcile's backoff decides when to try again.
+        configuration.connectionPool.retryConnectionEstablishment = false
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
