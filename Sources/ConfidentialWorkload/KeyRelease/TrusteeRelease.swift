@@ -15,6 +15,8 @@ public actor KBSBroker {
     var grants: [String: ResourcePolicy.Grant]?
     /// The policy the KBS holds, as last read or written; nil: not known.
     var held: String?
+    /// The policy composed from `grants` last time.
+    var composed: String?
     /// Writes are serialized: each compose-and-write waits for the one before.
     private var tail: Task<Void, Never>?
 
@@ -55,10 +57,13 @@ public actor KBSBroker {
 
     private func write(_ workload: String, _ grant: ResourcePolicy.Grant?, seed: @Sendable () -> [String: ResourcePolicy.Grant]) async -> Result<Bool, Failure> {
         guard let client else { return .failure(Failure(reason: "KBSNotManaged", message: unavailable ?? "")) }
+        // Most reconciles change nothing: no need to compose the policy of every workload again.
+        if let grants, let held, held == composed, grants[workload] == grant { return .success(false) }
         var book = grants ?? seed()
         book[workload] = grant
         grants = book
         let policy = ResourcePolicy.compose(Array(book.values))
+        composed = policy
         do {
             if held == nil { held = try await client.resourcePolicy() ?? "" }
             if held == policy { return .success(false) }
