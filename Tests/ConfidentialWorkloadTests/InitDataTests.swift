@@ -1,4 +1,5 @@
 @testable import ConfidentialWorkload
+import ControllerRuntime
 import Foundation
 import KubernetesClient
 import Testing
@@ -86,7 +87,7 @@ struct InitDataTests {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("cwo-pcr8-\(UUID().uuidString)").path
         try Data([UInt8](repeating: 0, count: 32) + initData.digest).write(to: URL(fileURLWithPath: file))
         let expected = String(try await runCommand(["sha256sum", file]).prefix(64))
-        #expect(initData.register(.azSNPvTPM).map { InitData.hex($0.value) } == expected)
+        #expect(initData.register(.azSNPvTPM).map { $0.value.hexString } == expected)
         #expect(initData.register(.azSNPvTPM)?.name == "PCR8")
     }
 

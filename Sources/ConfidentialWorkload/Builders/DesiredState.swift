@@ -98,7 +98,6 @@ public struct DesiredState: Sendable {
         }
         let delivered = delivery.annotations
         let initData = delivery.initData
-        let current = delivery.measurement
         // The API server refuses annotations over 256 KiB in total; say so here rather than fail on apply.
         let annotationBytes = annotations.reduce(0) { $0 + $1.key.utf8.count + ($1.value.stringValue?.utf8.count ?? 0) }
             + delivered.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
@@ -114,7 +113,7 @@ public struct DesiredState: Sendable {
         metadata["annotations"] = .object(annotations)
         template["metadata"] = .object(metadata)
 
-        let allowedHashes = [current] + Array(Set(context.runningHashes).subtracting([current])).sorted()
+        let allowedHashes = [delivery.measurement] + Array(Set(context.runningHashes).subtracting([delivery.measurement])).sorted()
         var serviceAccount: JSONValue?
         var configMap: JSONValue?
         if let keyVault = spec.keyVault, let maa = spec.attestation.maaEndpoint {
@@ -213,7 +212,7 @@ public enum ArtifactConditions {
         var conditions = [ConditionInput(ConditionType.policyReady, .true, policyReason, policyMessage), attestation, keyRelease]
         if let initData = state.initData {
             let tee = spec.coco?.tee ?? .snp
-            let register = initData.register(tee).map { " (\(tee.rawValue) \($0.name) \(InitData.hex($0.value)))" } ?? " (no TEE: nothing is measured)"
+            let register = initData.register(tee).map { " (\(tee.rawValue) \($0.name) \($0.value.hexString))" } ?? " (no TEE: nothing is measured)"
             conditions.insert(
                 ConditionInput(ConditionType.initDataReady, .true, Reason.initDataGenerated, "initdata \(initData.algorithm.rawValue) \(initData.digestHex)\(register)"),
                 at: 1)

@@ -168,7 +168,6 @@ public final class WorkloadReconciler: Reconciler {
         }
     }
 
-
     func nativeSidecars() async throws -> Bool {
         if let known = serverSupportsNativeSidecars.withLock({ $0 }) { return known }
         let version = try await client.serverVersion()
@@ -359,7 +358,7 @@ extension Observation {
         if let initData = state.initData {
             initDataDigest = initData.digestHex
             let tee = state.spec.coco?.tee ?? .snp
-            teeRegister = initData.register(tee).map { TEERegister(tee: tee.rawValue, name: $0.name, value: InitData.hex($0.value)) }
+            teeRegister = initData.register(tee).map { TEERegister(tee: tee.rawValue, name: $0.name, value: $0.value.hexString) }
         }
         if let kbs = state.spec.kbs {
             var status = KeyReleaseStatus(allowedHashes: state.allowedHashes, configMapName: nil, keyID: kbs.url)

@@ -1,4 +1,5 @@
 import CompressNIO
+import ControllerRuntime
 import Crypto
 import Foundation
 import KubernetesClient
@@ -23,7 +24,7 @@ public struct InitData: Sendable, Hashable {
     /// `[data]` entries cwo writes itself.
     static let reservedEntries: Set<String> = ["policy.rego", "aa.toml", "cdh.toml"]
 
-    public var digestHex: String { Self.hex(digest) }
+    public var digestHex: String { digest.hexString }
 
     /// - Parameters:
     ///   - policy: the agent policy text (`policy.rego`).
@@ -93,10 +94,6 @@ public struct InitData: Sendable, Hashable {
         tee == .azSNPvTPM ? Data(digest).base64EncodedString() : digestHex
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef")
-        return String(bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
-    }
 }
 
 /// TOML strings as the initdata document writes them.

@@ -1,3 +1,4 @@
+import ControllerRuntime
 import Crypto
 import Foundation
 import KubernetesClient
@@ -25,7 +26,7 @@ public struct AgentPolicy: Sendable, Hashable {
 
     /// Lowercase hex SHA-256 of the UTF-8 text.
     static func sha256Hex(_ text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(text.utf8)).hexString
     }
 
     public static let annotationKey = "io.katacontainers.config.agent.policy"

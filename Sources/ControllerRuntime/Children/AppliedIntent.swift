@@ -65,13 +65,14 @@ public struct AppliedIntent: Sendable {
 
     /// Lowercase hex SHA-256 of the canonical JSON of `value`.
     public static func digest(_ value: JSONValue) -> String {
-        let hex: [Character] = Array("0123456789abcdef")
-        var text = ""
-        text.reserveCapacity(64)
-        for byte in SHA256.hash(data: Array(value.compactJSON.utf8)) {
-            text.append(hex[Int(byte >> 4)])
-            text.append(hex[Int(byte & 0x0F)])
-        }
-        return text
+        SHA256.hash(data: Array(value.compactJSON.utf8)).hexString
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    /// Lowercase hex, two digits a byte.
+    public var hexString: String {
+        let digits = Array("0123456789abcdef")
+        return String(flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
     }
 }
