@@ -104,7 +104,13 @@ final class WorkloadMemories: Sendable {
         entries.withLock { _ = $0.removeValue(forKey: key) }
     }
 
-    var count: Int { entries.withLock { $0.count } }
+    /// Counts one more consecutive key-release failure of the workload; returns how many there have been.
+    func recordFailure(_ workload: ConfidentialWorkload) -> Int {
+        update(ObjectKey(workload), uid: workload.metadata.uid) { memory in
+            memory.keyReleaseFailures += 1
+            return memory.keyReleaseFailures
+        }
+    }
 
     /// Adds `finalizer` to the workload unless it has it, or cwo added it already and the cache lags.
     func ensure(_ finalizer: Finalizer, on workload: ConfidentialWorkload) async throws {

@@ -122,10 +122,7 @@ struct KeyVaultRelease: KeyReleaseBackend {
                 events.emit(.keyReleaseCleanupFailed(keyID: keyID, waited: Int(waited), message: failure.message, hashes: hashes), on: workload)
                 return .done
             }
-            let attempts = memories.update(key, uid: workload.metadata.uid) { memory in
-                memory.keyReleaseFailures += 1
-                return memory.keyReleaseFailures
-            }
+            let attempts = memories.recordFailure(workload)
             if attempts == 1 { events.emit(.cleanupRefused(reason: failure.reason, keyID: keyID, message: failure.message), on: workload) }
             let delay = failure.retryAfter ?? Backoff.jittered(base: .seconds(1), attempt: attempts, cap: .seconds(60))
             return .requeue(after: min(delay, .seconds(max(1, Int64(limit - waited) + 1))))

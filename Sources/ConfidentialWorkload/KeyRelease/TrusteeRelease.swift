@@ -130,6 +130,7 @@ struct TrusteeRelease: KeyReleaseBackend {
         let url = kbs.url
         switch await broker.update("\(key)", grant, seed: { Self.grants(in: caches, kbs: url) }) {
         case .success(let wrote):
+            if memories.read(key, uid: uid).keyReleaseFailures > 0 { memories.update(key, uid: uid) { $0.keyReleaseFailures = 0 } }
             if wrote {
                 logger.info("updated KBS resource policy", metadata: ["kbs": "\(kbs.url)", "digests": "\(state.allowedHashes)"])
                 events.emit(.resourcePolicyUpdated(kbs: kbs.url, digests: state.allowedHashes), on: workload)
@@ -141,10 +142,7 @@ struct TrusteeRelease: KeyReleaseBackend {
                 publishedHashes: state.allowedHashes, keyVersion: nil, recheck: resync)
         case .failure(let failure):
             logger.warning("kbs", metadata: ["reason": "\(failure.reason)", "error": "\(failure.message)"])
-            let attempts = memories.update(key, uid: uid) { memory in
-                memory.keyReleaseFailures += 1
-                return memory.keyReleaseFailures
-            }
+            let attempts = memories.recordFailure(workload)
             return KeyReleaseOutcome(
                 condition: ConditionInput(ConditionType.keyReleaseBound, .false, failure.reason, failure.message),
                 publishedHashes: workload.status?.keyRelease?.publishedHashes, keyVersion: nil,
@@ -160,10 +158,7 @@ struct TrusteeRelease: KeyReleaseBackend {
         case .success(let wrote):
             if wrote { events.emit(.resourcePolicyUpdated(kbs: url, digests: []), on: workload) }
         case .failure(let failure) where failure.reason != "KBSNotManaged":
-            let attempts = memories.update(key, uid: workload.metadata.uid) { memory in
-                memory.keyReleaseFailures += 1
-                return memory.keyReleaseFailures
-            }
+            let attempts = memories.recordFailure(workload)
             if attempts == 1 { events.emit(.cleanupRefused(reason: failure.reason, keyID: url, message: failure.message), on: workload) }
             return .requeue(after: Backoff.jittered(base: .seconds(1), attempt: attempts, cap: .seconds(60)))
         case .failure:
