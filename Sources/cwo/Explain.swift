@@ -4,7 +4,7 @@ import Foundation
 import KubernetesClient
 
 /// `cwo policy explain`: why the agent allowed or denied a request, asked of the engines the agents embed.
-struct Explain: ParsableCommand {
+struct Explain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate an agent request against a workload's generated policy and name the check that denies it.",
         discussion: """
@@ -29,8 +29,9 @@ struct Explain: ParsableCommand {
     @Option(help: "Folder of the agent's .proto files: fill the fields the request omits with their defaults, as the agent does (requests from its log are already complete).")
     var protos: String?
 
-    func run() throws {
-        let built = try buildAll(try input.load(), context: try cluster.context())
+    func run() async throws {
+        let workloads = try input.load()
+        let built = try buildAll(workloads, context: try await cluster.context(for: workloads))
         guard built.count == 1, let policy = built.first?.1.policy else { throw CLIError("explain needs exactly one workload in -f") }
         let document = try JSONCoding.decode(JSONValue.self, from: try read(request))
         guard let endpoint = kind ?? document["kind"]?.stringValue ?? document["type"]?.stringValue else {

@@ -2,6 +2,7 @@ import ArgumentParser
 import ConfidentialWorkload
 import Foundation
 import KubernetesClient
+import Logging
 import OCIRegistry
 
 /// Reads ConfidentialWorkloads from a file (or stdin) without a cluster.
@@ -67,8 +68,42 @@ struct ClusterAssumptions: ParsableArguments {
     @Option(help: "File with the KBS CA certificate a CoCo workload's spec.kbs.caConfigMapRef holds (PEM).")
     var kbsCaFile: String?
 
-    @Option(help: "JSON file of image facts as cwo resolves them in the cluster: an object from image reference (as the template writes it) to {digest, manifestDigest, entrypoint, cmd, env, user, workingDir, layers}.")
+    @Option(help: "JSON file of image facts as cwo resolves them in the cluster: an object from image reference (as the template writes it) to {digest, manifestDigest, entrypoint, cmd, env, user, workingDir, layers}; `cwo policy --output image-facts --resolve` writes one.")
     var imageFacts: String?
+
+    @Flag(help: "Resolve the templates' images in their registries now, with the lookups cwo run makes (images --image-facts gives are not looked up); an image that cannot be resolved is an error.")
+    var resolve = false
+
+    @Option(help: "With --resolve: PEM file of extra CAs to trust for image registries.")
+    var registryCaFile: String?
+
+    @Option(help: "With --resolve: registry credentials, as a docker config file (~/.docker/config.json, or a pull secret's .dockerconfigjson).")
+    var registryConfig: String?
+
+    /// The context every workload of `workloads` is built with (with `--resolve`, after asking the registries).
+    func context(for workloads: [ConfidentialWorkload]) async throws -> BuildContext {
+        var context = try context()
+        guard resolve else { return context }
+        let references = Set(workloads.flatMap(WorkloadReconciler.templateImages)).subtracting(context.imageFacts.keys).sorted()
+        var secrets = PullSecrets()
+        if let registryConfig {
+            guard let data = FileManager.default.contents(atPath: registryConfig) else { throw ValidationError("cannot read \(registryConfig)") }
+            do { try secrets.add(secretData: Array(data)) } catch { throw CLIError("\(registryConfig): \(error)") }
+        }
+        let registry = try RegistryClient(options: .init(caFile: registryCaFile), logger: Logger(label: "cwo.registry"))
+        var failure: (any Error)?
+        for reference in references {
+            do {
+                context.imageFacts[reference] = try await registry.resolve(reference, credentials: ImageReference(reference).flatMap(secrets.credentials(for:)))
+            } catch {
+                failure = CLIError("image \(reference): \(error.reason): \(error)")
+                break
+            }
+        }
+        try? await registry.shutdown()
+        if let failure { throw failure }
+        return context
+    }
 
     func context() throws -> BuildContext {
         let parts = kubernetesVersion.split(separator: ".").compactMap { Int($0) }
@@ -120,42 +155,54 @@ func buildAll(_ workloads: [ConfidentialWorkload], context: BuildContext) throws
     return built
 }
 
-struct Render: ParsableCommand {
+struct Render: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print, as a YAML stream, exactly the objects cwo would apply for each workload (no cluster needed).")
 
     @OptionGroup var input: WorkloadInput
     @OptionGroup var cluster: ClusterAssumptions
 
-    func run() throws {
-        let built = try buildAll(try input.load(), context: try cluster.context())
+    func run() async throws {
+        let workloads = try input.load()
+        let built = try buildAll(workloads, context: try await cluster.context(for: workloads))
         print(try YAMLDocuments.dump(built.flatMap { $0.1.objects }), terminator: "")
     }
 }
 
-struct Policy: ParsableCommand {
+struct Policy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a workload's confidential artifacts, or explain the policy's verdict on an agent request.",
         subcommands: [Show.self, Explain.self], defaultSubcommand: Show.self)
 }
 
-struct Show: ParsableCommand {
+struct Show: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print one confidential artifact of each workload: the Rego policy, its annotation value, its hash, the Key Vault release policy, or (CoCo) the initdata annotation, its digest, or the KBS resource policy.")
 
     enum Output: String, ExpressibleByArgument, CaseIterable {
         case rego, annotation, hash, releasePolicy = "release-policy", initdata, digest, resourcePolicy = "resource-policy"
+        case imageFacts = "image-facts"
     }
 
     @OptionGroup var input: WorkloadInput
     @OptionGroup var cluster: ClusterAssumptions
 
-    @Option(help: "rego, annotation, hash, release-policy; for CoCo workloads initdata, digest or resource-policy.")
+    @Option(help: "rego, annotation, hash, release-policy; for CoCo workloads initdata, digest or resource-policy; image-facts: the facts of every template image (for --image-facts), once.")
     var output: Output = .rego
 
-    func run() throws {
-        for (workload, state) in try buildAll(try input.load(), context: try cluster.context()) {
+    func run() async throws {
+        let workloads = try input.load()
+        let context = try await cluster.context(for: workloads)
+        let built = try buildAll(workloads, context: context)
+        if output == .imageFacts {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(context.imageFacts), as: UTF8.self))
+            return
+        }
+        for (workload, state) in built {
             switch output {
+            case .imageFacts: break
             case .rego: print(state.policy.text, terminator: "")
             case .annotation: print(state.policy.annotation)
             case .hash: print(state.policy.hash)

@@ -108,8 +108,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Seconds to finish in-flight reconciles after SIGTERM.")
     var shutdownTimeout = 30.0
 
-    @Flag(help: "Resolve the template's images in their registries (anonymously): lock them to digests and pin their config in the policy.")
-    var resolveImages = false
+    @Flag(inversion: .prefixedNo,
+          help: "Resolve the template's images in their registries (with the pods' image pull secrets, where cwo may read them): lock them to digests and pin their config in the policy.")
+    var resolveImages = true
 
     @Option(help: "PEM file of extra CAs to trust for image registries (a private registry's CA).")
     var registryCaFile: String?
@@ -264,7 +265,8 @@ extension Run {
     func makeImageResolver() throws -> ImageResolver? {
         guard resolveImages else { return nil }
         let registry = try RegistryClient(options: .init(caFile: registryCaFile), logger: Logger(label: "cwo.registry"))
-        return ImageResolver(lookup: { reference throws(RegistryError) in try await registry.resolve(reference) }, ttl: .seconds(imageResync))
+        return ImageResolver(lookup: { request throws(RegistryError) in try await registry.resolve(request.reference, credentials: request.credentials) },
+                             ttl: .seconds(imageResync))
     }
 
     func makeKBSBroker(logger: Logger) throws -> KBSBroker? {

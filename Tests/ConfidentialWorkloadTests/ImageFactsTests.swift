@@ -210,6 +210,25 @@ struct ImageFactsTests {
             context.imageFacts = [reference: facts]
             #expect(rendered == (try YAMLDocuments.dump(try DesiredState.build(workload, context: context).get().objects)))
             #expect(rendered.contains("@\(image.digest)"))
+
+            // The CLI asks the registry itself (--resolve, with a docker config's login): the same bytes,
+            // and the facts it records are the ones the offline render read.
+            let auth = Data("\(registry.username):\(registry.password)".utf8).base64EncodedString()
+            let config = directory.appendingPathComponent("config.json")
+            try Data(#"{"auths":{"\#(registry.host)":{"auth":"\#(auth)"}}}"#.utf8).write(to: config)
+            let online = ["-f", directory.appendingPathComponent("workload.yaml").path, "--resolve", "--registry-ca-file", registry.caFile, "--registry-config", config.path]
+            let resolved = try await runCommand([try cwoBinary, "render"] + online)
+            #expect(resolved.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("warning: ") }.joined(separator: "\n") == rendered)
+            let recorded = try await runCommand([try cwoBinary, "policy"] + online + ["--output", "image-facts"])
+                .split(separator: "\n").filter { !$0.hasPrefix("warning: ") }.joined(separator: "\n")
+            #expect(try JSONDecoder().decode([String: ImageFacts].self, from: Data(recorded.utf8)) == [reference: facts])
+            // Without the login the registry refuses, and the CLI says so and fails.
+            do {
+                _ = try await runCommand([try cwoBinary, "render", "-f", directory.appendingPathComponent("workload.yaml").path, "--resolve", "--registry-ca-file", registry.caFile])
+                Issue.record("render --resolve without credentials succeeded")
+            } catch {
+                #expect("\(error)".contains("image \(reference): Unauthorized"))
+            }
         } catch {
             failure = error
         }

@@ -17,7 +17,7 @@ struct ImageResolverTests {
         let client = try RegistryClient(options: .init(caFile: registry.caFile), logger: Logger(label: "test"))
         let login = credentials ? RegistryClient.Credentials(username: registry.username, password: registry.password) : nil
         let (changed, tell) = AsyncStream.makeStream(of: ObjectKey.self)
-        let resolver = ImageResolver(lookup: { reference throws(RegistryError) in try await client.resolve(reference, credentials: login) },
+        let resolver = ImageResolver(lookup: { request throws(RegistryError) in try await client.resolve(request.reference, credentials: login) },
                                      ttl: ttl, concurrency: 2)
         await resolver.notify { tell.yield($0) }
         let runner = Task { await resolver.run() }

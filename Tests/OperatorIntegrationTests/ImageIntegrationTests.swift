@@ -14,13 +14,19 @@ struct ImageIntegrationTests {
         deployment?.raw[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first { $0["name"] == "app" }?["image"]?.stringValue
     }
 
+    static func pulling(_ spec: JSONValue, secret: String) -> JSONValue {
+        var spec = spec
+        spec["template"]?["spec"]?["imagePullSecrets"] = [["name": .string(secret)]]
+        return spec
+    }
+
     @Test func tagsRunByDigestFollowAMovedTagKeepItThroughARestartAndReportProblems() async throws {
         let registry = try await TestRegistry.start()
         let client = try RegistryClient(options: .init(caFile: registry.caFile), logger: Logger(label: "test"))
-        let login = RegistryClient.Credentials(username: registry.username, password: registry.password)
+        // As `cwo run` makes it: each lookup with the credentials of the workload's own pull secrets.
+        let lookup: ImageResolver.Lookup = { request throws(RegistryError) in try await client.resolve(request.reference, credentials: request.credentials) }
         // A short TTL, so the moved tag is seen within the test.
-        let resolver = ImageResolver(lookup: { reference throws(RegistryError) in try await client.resolve(reference, credentials: login) },
-                                     ttl: .seconds(2))
+        let resolver = ImageResolver(lookup: lookup, ttl: .seconds(2))
         var failure: (any Error)?
         do {
             let first = try await registry.pushImage("team/app", tag: "v1", config: ["Entrypoint": ["/app"], "User": "10:10"])
@@ -28,7 +34,28 @@ struct ImageIntegrationTests {
             var namespace = ""
             var running = ""
             try await Harness.with("images", recordEvents: true, images: resolver) { harness in
-                _ = try await harness.createWorkload("web", spec: simpleSpec(image: reference))
+                // The registry needs a login: the pods' pull secret (kubectl create secret docker-registry) gives it,
+                // one through the template and one through the service account.
+                let auth = Data("\(registry.username):\(registry.password)".utf8).base64EncodedString()
+                let config = Data(#"{"auths":{"\#(registry.host)":{"auth":"\#(auth)"}}}"#.utf8).base64EncodedString()
+                for name in ["regcred", "account-regcred"] {
+                    let _: UntypedObject = try await harness.admin.create(.secrets, namespace: harness.namespace, try UntypedObject(
+                        ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": .string(name)], "type": "kubernetes.io/dockerconfigjson",
+                         "data": [".dockerconfigjson": .string(config)]]))
+                }
+                let _: UntypedObject = try await harness.admin.create(.serviceAccounts, namespace: harness.namespace, try UntypedObject(
+                    ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": ["name": "puller"], "imagePullSecrets": [["name": "account-regcred"]]]))
+                // Without a pull secret the same image is refused, and the other workloads' secrets do not serve it.
+                _ = try await harness.createWorkload("anonymous", spec: simpleSpec(image: reference))
+                _ = try await harness.createWorkload("web", spec: Self.pulling(simpleSpec(image: reference), secret: "regcred"))
+                let anonymous = try await harness.waitForStatus("anonymous", "ImagesResolved Unauthorized") { status in
+                    status.condition(ConditionType.imagesResolved)?.reason == "Unauthorized"
+                }
+                #expect(anonymous.status?.condition(ConditionType.ready)?.status == .false)
+                #expect(Self.appImage(try await harness.deployment("anonymous")) == reference, "an unresolved image runs as written")
+                var viaAccount = simpleSpec(image: reference)
+                viaAccount["template"]?["spec"]?["serviceAccountName"] = "puller"
+                _ = try await harness.createWorkload("via-account", spec: viaAccount)
                 let locked = "\(registry.host)/team/app@\(first.digest)"
                 _ = try await eventually(timeout: .seconds(20), "the Deployment runs \(locked)") {
                     Self.appImage(try await harness.deployment("web")) == locked ? true : nil
@@ -38,6 +65,9 @@ struct ImageIntegrationTests {
                 }
                 #expect(resolved.status?.condition(ConditionType.imagesResolved)?.message.contains(first.digest) == true)
                 #expect(resolved.status?.images == [ImageStatus(name: "app", reference: reference, digest: first.digest)])
+                _ = try await eventually(timeout: .seconds(20), "the service account's pull secret serves its pods' images") {
+                    Self.appImage(try await harness.deployment("via-account")) == locked ? true : nil
+                }
 
                 let second = try await registry.pushImage("team/app", tag: "v1", config: ["Entrypoint": ["/app"], "User": "10:10"])
                 let moved = "\(registry.host)/team/app@\(second.digest)"
@@ -48,7 +78,7 @@ struct ImageIntegrationTests {
                 #expect(event.raw["note"]?.stringValue?.contains("now resolves to \(second.digest) (was \(first.digest))") == true)
 
                 let absent = "\(registry.host)/team/absent:v1"
-                _ = try await harness.createWorkload("missing", spec: simpleSpec(image: absent))
+                _ = try await harness.createWorkload("missing", spec: Self.pulling(simpleSpec(image: absent), secret: "regcred"))
                 let missing = try await harness.waitForStatus("missing", "ImagesResolved ImageNotFound") { status in
                     status.condition(ConditionType.imagesResolved)?.reason == "ImageNotFound"
                 }
@@ -62,7 +92,7 @@ struct ImageIntegrationTests {
             }
             // cwo restarts while the registry is down: it has no facts, and the pods keep their digest.
             await registry.stop()
-            let restarted = ImageResolver(lookup: { reference throws(RegistryError) in try await client.resolve(reference, credentials: login) })
+            let restarted = ImageResolver(lookup: lookup)
             try await Harness.with("images", namespace: namespace, images: restarted) { harness in
                 let down = try await harness.waitForStatus("web", "ImagesResolved RegistryUnreachable") { status in
                     status.condition(ConditionType.imagesResolved)?.reason == "RegistryUnreachable"

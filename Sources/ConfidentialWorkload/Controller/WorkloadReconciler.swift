@@ -1,6 +1,7 @@
 import ControllerRuntime
 import KubernetesClient
 import Logging
+import OCIRegistry
 import Synchronization
 
 /// Reconciles one ConfidentialWorkload, in five steps:
@@ -24,6 +25,8 @@ public final class WorkloadReconciler: Reconciler {
     let keyReleases: [any KeyReleaseBackend]
     /// Image facts from the registry (`cwo run --resolve-images`), looked up off the workers.
     let images: ImageResolver?
+    /// The credentials each workload pulls its images with (its pull secrets), when resolving images.
+    let pullCredentials: PullCredentials?
     private let serverSupportsNativeSidecars = Mutex<Bool?>(nil)
 
     /// How often a workload with a Provided policy re-reads its ConfigMap (which cwo does not watch).
@@ -36,6 +39,7 @@ public final class WorkloadReconciler: Reconciler {
     ) {
         self.client = client
         self.images = images
+        pullCredentials = images.map { _ in PullCredentials(client: client, logger: logger) }
         self.caches = caches
         self.logger = logger
         self.events = WorkloadEventSink(recorder: events)
@@ -109,7 +113,11 @@ public final class WorkloadReconciler: Reconciler {
         if let images {
             // What is known now; the rest is looked up elsewhere, and the workload requeued when it arrives.
             let references = Self.templateImages(workload)
-            let outcomes = await images.facts(for: references, waiter: key)
+            let pulls = await pullCredentials?.secrets(podSpec: workload.spec?[path: ["template", "spec"]], namespace: key.namespace) ?? PullSecrets()
+            let requests = references.map { reference in
+                ImageResolver.Request(reference, credentials: ImageReference(reference).flatMap(pulls.credentials(for:)))
+            }
+            let outcomes = await images.facts(for: requests, waiter: key)
             var problems: [String: ImageProblem] = [:]
             for reference in references {
                 if let outcome = outcomes[reference] {
@@ -142,7 +150,7 @@ public final class WorkloadReconciler: Reconciler {
     struct ConfigMapProblem: Error { var message: String }
 
     /// The images the template's containers and init containers name.
-    static func templateImages(_ workload: ConfidentialWorkload) -> [String] {
+    public static func templateImages(_ workload: ConfidentialWorkload) -> [String] {
         let podSpec = workload.spec?[path: ["template", "spec"]]
         let containers = (podSpec?["initContainers"]?.arrayValue ?? []) + (podSpec?["containers"]?.arrayValue ?? [])
         return containers.compactMap { $0["image"]?.stringValue }

@@ -6,7 +6,8 @@ import OCIRegistry
 /// `facts(for:waiter:)` answers at once with what is known and queues what is not; `run()` resolves the
 /// queue with at most `concurrency` registry lookups at a time and tells (`notify`) every workload that
 /// waits for an answer, so it is reconciled again. A reference is resolved once however many workloads
-/// name it. An answer by tag is kept for `ttl` (then looked up again, the old one served meanwhile); an
+/// name it with the same credentials (anonymous ones included): a workload's pull secret never serves
+/// another workload's lookup. An answer by tag is kept for `ttl` (then looked up again, the old one served meanwhile); an
 /// answer by digest never changes, so it is kept for good; a failure is retried after `retryFailures`,
 /// and the facts of an earlier success stay (a Deployment keeps the images it runs). A registry that is
 /// down delays only the workloads that use it.
@@ -18,7 +19,18 @@ public actor ImageResolver {
         public var failure: ImageProblem?
     }
 
-    public typealias Lookup = @Sendable (String) async throws(RegistryError) -> ImageFacts
+    /// One reference and the credentials its workload pulls it with (nil: anonymous).
+    public struct Request: Sendable, Hashable {
+        public var reference: String
+        public var credentials: RegistryClient.Credentials?
+
+        public init(_ reference: String, credentials: RegistryClient.Credentials? = nil) {
+            self.reference = reference
+            self.credentials = credentials
+        }
+    }
+
+    public typealias Lookup = @Sendable (Request) async throws(RegistryError) -> ImageFacts
 
     struct Entry {
         var outcome: Outcome
@@ -31,11 +43,11 @@ public actor ImageResolver {
     private let retryFailures: Duration
     private let concurrency: Int
     private var notify: @Sendable (ObjectKey) async -> Void = { _ in }
-    private let pending: AsyncStream<String>
-    private let enqueue: AsyncStream<String>.Continuation
-    private var entries: [String: Entry] = [:]
-    private var queued: Set<String> = []
-    private var waiters: [String: Set<ObjectKey>] = [:]
+    private let pending: AsyncStream<Request>
+    private let enqueue: AsyncStream<Request>.Continuation
+    private var entries: [Request: Entry] = [:]
+    private var queued: Set<Request> = []
+    private var waiters: [Request: Set<ObjectKey>] = [:]
     /// Registry lookups made (each one resolution of one reference).
     public private(set) var lookups = 0
 
@@ -44,7 +56,7 @@ public actor ImageResolver {
         self.ttl = ttl
         self.retryFailures = retryFailures
         self.concurrency = max(1, concurrency)
-        (pending, enqueue) = AsyncStream.makeStream(of: String.self)
+        (pending, enqueue) = AsyncStream.makeStream(of: Request.self)
     }
 
     /// Who is told when a workload's answer arrives (the controller's queue).
@@ -52,20 +64,25 @@ public actor ImageResolver {
         notify = handler
     }
 
-    /// The outcomes known for `references` (those never looked up are absent); each unknown or stale one
-    /// is queued, and `waiter` is told when its answer arrives.
-    public func facts(for references: [String], waiter: ObjectKey) -> [String: Outcome] {
+    /// The outcomes known for `requests`, by reference (those never looked up are absent); each unknown
+    /// or stale one is queued, and `waiter` is told when its answer arrives.
+    public func facts(for requests: [Request], waiter: ObjectKey) -> [String: Outcome] {
         var known: [String: Outcome] = [:]
         let now = ContinuousClock.now
-        for reference in Set(references) {
-            if let entry = entries[reference] {
-                known[reference] = entry.outcome
-                if !isStale(reference, entry, now: now) { continue }
+        for request in Set(requests) {
+            if let entry = entries[request] {
+                known[request.reference] = entry.outcome
+                if !isStale(request.reference, entry, now: now) { continue }
             }
-            waiters[reference, default: []].insert(waiter)
-            if queued.insert(reference).inserted { enqueue.yield(reference) }
+            waiters[request, default: []].insert(waiter)
+            if queued.insert(request).inserted { enqueue.yield(request) }
         }
         return known
+    }
+
+    /// `facts(for:waiter:)` for anonymous lookups.
+    public func facts(for references: [String], waiter: ObjectKey) -> [String: Outcome] {
+        facts(for: references.map { Request($0) }, waiter: waiter)
     }
 
     private func isStale(_ reference: String, _ entry: Entry, now: ContinuousClock.Instant) -> Bool {
@@ -73,16 +90,27 @@ public actor ImageResolver {
         return !reference.contains("@sha256:") && now - entry.at >= ttl
     }
 
+    /// What the cache holds: its entries and, roughly, the bytes of their facts (strings' UTF-8).
+    public func footprint() -> (entries: Int, bytes: Int) {
+        let bytes = entries.reduce(0) { total, item in
+            let facts = item.value.outcome.facts
+            let strings = [item.key.reference, facts?.digest ?? "", facts?.manifestDigest ?? "", facts?.user ?? "", facts?.workingDir ?? ""]
+                + (facts?.entrypoint ?? []) + (facts?.cmd ?? []) + (facts?.env ?? []) + (facts?.layers ?? [])
+            return total + strings.reduce(0) { $0 + $1.utf8.count }
+        }
+        return (entries.count, bytes)
+    }
+
     /// Resolves queued references until cancelled, `concurrency` at a time.
     public func run() async {
         await withTaskGroup(of: Void.self) { group in
             var running = 0
-            for await reference in pending {
+            for await request in pending {
                 if running == concurrency {
                     await group.next()
                     running -= 1
                 }
-                group.addTask { await self.resolve(reference) }
+                group.addTask { await self.resolve(request) }
                 running += 1
             }
         }
@@ -93,17 +121,17 @@ public actor ImageResolver {
         enqueue.finish()
     }
 
-    private func resolve(_ reference: String) async {
+    private func resolve(_ request: Request) async {
         lookups += 1
-        var outcome = entries[reference]?.outcome ?? Outcome()
+        var outcome = entries[request]?.outcome ?? Outcome()
         do {
-            outcome = Outcome(facts: try await lookup(reference))
+            outcome = Outcome(facts: try await lookup(request))
         } catch {
             outcome.failure = ImageProblem(reason: error.reason, message: error.description)
         }
-        entries[reference] = Entry(outcome: outcome, at: .now)
-        queued.remove(reference)
-        let told = waiters.removeValue(forKey: reference) ?? []
+        entries[request] = Entry(outcome: outcome, at: .now)
+        queued.remove(request)
+        let told = waiters.removeValue(forKey: request) ?? []
         for key in told.sorted() { await notify(key) }
     }
 }
