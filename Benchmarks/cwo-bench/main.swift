@@ -17,6 +17,9 @@ struct Options {
     var quietSeconds = 60
     var output = "bench.json"
     var cwo = ".build/release/cwo"
+    /// Workloads of the image-resolution figure (0: skip it) and the images they share.
+    var imageWorkloads: Int?
+    var images = 10
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -30,8 +33,10 @@ struct Options {
             case "--quiet-seconds": quietSeconds = Int(value) ?? quietSeconds
             case "--output": output = value
             case "--cwo": cwo = value
+            case "--image-workloads": imageWorkloads = Int(value)
+            case "--images": images = Int(value) ?? images
             default:
-                FileHandle.standardError.write(Data("cwo-bench: unknown flag \(flag); flags: --sizes --concurrency --runs --latency-samples --quiet-seconds --output --cwo\n".utf8))
+                FileHandle.standardError.write(Data("cwo-bench: unknown flag \(flag); flags: --sizes --concurrency --runs --latency-samples --quiet-seconds --output --cwo --image-workloads --images\n".utf8))
                 exit(2)
             }
         }
@@ -128,10 +133,19 @@ final class Operator: @unchecked Sendable {
     let metricsPort = freePort()
     let probePort = freePort()
     let started = ContinuousClock.now
-    init(namespace: String, concurrency: Int) throws {
+    /// `extra`: by default no image resolution (the workloads name images by digest on a registry this
+    /// machine cannot reach); the image figure passes its registry instead.
+    init(namespace: String, concurrency: Int, extra: [String] = ["--no-resolve-images"]) throws {
         process = try BackgroundProcess([options.cwo, "run", "--kubeconfig", cluster.adminKubeconfig, "--namespace", namespace,
             "--concurrency", String(concurrency), "--log-level", "warning",
-            "--metrics-bind-address", "127.0.0.1:\(metricsPort)", "--health-probe-bind-address", "127.0.0.1:\(probePort)"])
+            "--metrics-bind-address", "127.0.0.1:\(metricsPort)", "--health-probe-bind-address", "127.0.0.1:\(probePort)"] + extra)
+    }
+    /// The mean of a histogram (its `_sum` over its `_count`, over the series `filter` keeps), in ms.
+    func meanMilliseconds(_ name: String, where filter: (String) -> Bool = { _ in true }) async -> Double {
+        let values = await metrics()
+        let sum = values.filter { $0.key.hasPrefix(name + "_sum") && filter($0.key) }.values.reduce(0, +)
+        let count = values.filter { $0.key.hasPrefix(name + "_count") && filter($0.key) }.values.reduce(0, +)
+        return count > 0 ? sum / count * 1000 : 0
     }
     func metrics() async -> [String: Double] {
         guard let text = try? await runCommand(["curl", "-s", "http://127.0.0.1:\(metricsPort)/metrics"]) else { return [:] }
@@ -169,7 +183,8 @@ func convergenceStart(_ namespace: String) async throws -> String {
     return list.metadata.resourceVersion ?? ""
 }
 
-func waitConverged(_ namespace: String, from resourceVersion: String, count: Int) async throws {
+func waitConverged(_ namespace: String, from resourceVersion: String, count: Int,
+                   until converged: @escaping @Sendable (UntypedObject) -> Bool = { _ in true }) async throws {
     var done = Set<String>()
     var version = resourceVersion
     while true {
@@ -181,7 +196,9 @@ func waitConverged(_ namespace: String, from resourceVersion: String, count: Int
                 version = next
             case .added(let object), .modified(let object), .deleted(let object):
                 version = object.metadata.resourceVersion ?? version
-                if object.raw[path: ["status", "observedGeneration"]]?.intValue == Int(object.metadata.generation ?? -1) { done.insert(object.name) }
+                if object.raw[path: ["status", "observedGeneration"]]?.intValue == Int(object.metadata.generation ?? -1), converged(object) {
+                    done.insert(object.name)
+                }
             }
             if done.count >= count { return }
         }
@@ -236,12 +253,23 @@ do {
     let samples = try await deploymentLatency(namespace: namespace, samples: options.latencySamples, applyItself: false)
     report("latency.p50_ms", percentile(samples, 0.5), "1. apply -> Deployment latency p50 (\(samples.count) samples)", unit: "ms")
     report("latency.p99_ms", percentile(samples, 0.99), "   apply -> Deployment latency p99", unit: "ms")
+    // Where a sample's time goes, from cwo's own histograms (means over the samples): the wait in the
+    // queue, the reconcile (desired state + the Deployment apply + the status write), the desired-state
+    // build alone, and one Deployment apply as cwo's client saw it. The rest of a sample is the watch
+    // delivering the workload to cwo and the Deployment to the benchmark.
+    report("latency.breakdown.queue_ms", await cwo.meanMilliseconds("workqueue_queue_duration_seconds"), "   mean queue wait (workqueue_queue_duration_seconds)", unit: "ms")
+    report("latency.breakdown.reconcile_ms", await cwo.meanMilliseconds("controller_runtime_reconcile_time_seconds"), "   mean reconcile, status write included", unit: "ms")
+    report("latency.breakdown.build_ms", await cwo.meanMilliseconds("cwo_policy_generation_seconds"), "   mean desired-state build (policy included)", unit: "ms")
+    report("latency.breakdown.patch_ms", await cwo.meanMilliseconds("rest_client_request_duration_seconds", where: { $0.contains("verb=\"PATCH\"") }),
+           "   mean PATCH (apply) request as cwo's client sees it", unit: "ms")
     await cwo.stop()
     // The same path without cwo: the benchmark applies the same Deployment itself.
     let rawNamespace = try await client.makeTestNamespace("raw-latency")
     let raw = try await deploymentLatency(namespace: rawNamespace, samples: options.latencySamples, applyItself: true)
     report("latency.raw_p50_ms", percentile(raw, 0.5), "   raw: create, then the same apply by the client itself, p50", unit: "ms")
     report("latency.raw_p99_ms", percentile(raw, 0.99), "   raw p99", unit: "ms")
+    report("latency.added_p50_ms", percentile(samples, 0.5) - percentile(raw, 0.5), "   added by cwo at p50 (cwo - raw)", unit: "ms")
+    report("latency.added_p99_ms", percentile(samples, 0.99) - percentile(raw, 0.99), "   added by cwo at p99 (cwo - raw)", unit: "ms")
 }
 
 // MARK: 2-3. convergence throughput vs the raw floor; 4-5. memory and API efficiency
@@ -290,16 +318,16 @@ for size in options.sizes {
                 let quiet = await cwo.sum("rest_client_requests_total", where: { !$0.contains("method=\"GET\"") }) - before
                 report("api.\(size).writes_per_minute_converged", quiet * 60 / Double(options.quietSeconds), "5. writes per minute when converged (\(size) workloads, \(options.quietSeconds) s)", unit: "")
 
-                if size == options.sizes.max() {
+                do {
                     // 6. Restart with everything present: readiness, then every workload reconciled, nothing rewritten.
                     await cwo.stop()
                     let restarted = try Operator(namespace: namespace, concurrency: concurrency)
                     let ready = try await restarted.waitReady()
-                    report("startup.readyz_s", seconds(ready), "6. start -> /readyz with \(size) workloads", unit: "s")
+                    report("startup.\(size).readyz_s", seconds(ready), "6. start -> /readyz with \(size) workloads", unit: "s")
                     while await restarted.sum("controller_runtime_reconcile_total") < Double(size) { try await Task.sleep(for: .milliseconds(20)) }
-                    report("startup.all_reconciled_s", seconds(ContinuousClock.now - restarted.started), "6. start -> all \(size) reconciled", unit: "s")
+                    report("startup.\(size).all_reconciled_s", seconds(ContinuousClock.now - restarted.started), "6. start -> all \(size) reconciled", unit: "s")
                     let rewritten = await restarted.sum("rest_client_requests_total", where: { !$0.contains("method=\"GET\"") })
-                    report("startup.writes", rewritten, "6. writes after a restart with nothing changed", unit: "")
+                    report("startup.\(size).writes", rewritten, "6. writes after a restart with nothing changed", unit: "")
                     await restarted.stop()
                 }
             }
@@ -338,6 +366,65 @@ for size in options.sizes {
         report("convergence.\(size).c\(concurrency).ratio_min", ratios.min() ?? 0, "      cwo / raw, lowest run", unit: "x")
         report("convergence.\(size).c\(concurrency).ratio_max", ratios.max() ?? 0, "      cwo / raw, highest run", unit: "x")
     }
+}
+
+// MARK: 7. image resolution: N workloads over a few images, from a real registry
+
+/// N workloads over `images` images (tags) of a real registry that needs a login (their pull secret
+/// gives it), converged to Deployments that run them by digest; then the same N with resolution off.
+@MainActor func imageFigure(workloads count: Int) async throws {
+    let registry = try await TestRegistry.start()
+    defer { Task { await registry.stop() } }
+    for index in 0..<options.images {
+        _ = try await registry.pushImage("bench/app-\(index)", tag: "v1", config: ["Entrypoint": ["/app"], "Cmd": ["--serve"], "Env": ["PATH=/usr/bin:/bin", "MODE=bench"], "User": "1000:1000"])
+    }
+    let references = (0..<options.images).map { "\(registry.host)/bench/app-\($0):v1" }
+    let auth = Data("\(registry.username):\(registry.password)".utf8).base64EncodedString()
+    let config = Data(#"{"auths":{"\#(registry.host)":{"auth":"\#(auth)"}}}"#.utf8).base64EncodedString()
+    @Sendable func imageWorkload(_ index: Int) -> JSONValue {
+        ["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "metadata": ["name": .string("w-\(index)")],
+         "spec": ["replicas": 1, "template": ["spec": ["imagePullSecrets": [["name": "regcred"]], "containers": [["name": "app", "image": .string(references[index % references.count]),
+            "resources": ["limits": ["memory": "256Mi"]]]]]]]]
+    }
+    var times: [String: Double] = [:]
+    for resolving in [true, false] {
+        let namespace = try await client.makeTestNamespace(resolving ? "bench-images" : "bench-images-off")
+        let _: UntypedObject = try await client.create(.secrets, namespace: namespace, try UntypedObject(
+            ["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "regcred"], "type": "kubernetes.io/dockerconfigjson", "data": [".dockerconfigjson": .string(config)]]))
+        let cwo = try Operator(namespace: namespace, concurrency: 16, extra: resolving ? ["--registry-ca-file", registry.caFile] : ["--no-resolve-images"])
+        _ = try await cwo.waitReady()
+        let from = try await convergenceStart(namespace)
+        let start = ContinuousClock.now
+        // Resolving: converged means the Deployment runs the images by digest (ImagesResolved True).
+        async let converged: Void = waitConverged(namespace, from: from, count: count) { object in
+            !resolving || (object.raw[path: ["status", "conditions"]]?.arrayValue ?? []).contains { $0["type"] == "ImagesResolved" && $0["status"] == "True" }
+        }
+        try await concurrently(count, width: 16) { index in
+            let _: UntypedObject = try await client.create(workloads, namespace: namespace, try UntypedObject(imageWorkload(index)))
+        }
+        try await converged
+        times[resolving ? "on" : "off"] = seconds(ContinuousClock.now - start)
+        if resolving {
+            let deployments: ObjectList<UntypedObject> = try await client.listAll(.deployments, namespace: namespace, options: .init(labelSelector: "app.kubernetes.io/managed-by=cwo"))
+            let locked = deployments.items.filter { ($0.raw[path: ["spec", "template", "spec", "containers"]]?.arrayValue ?? []).contains { $0["image"]?.stringValue?.contains("@sha256:") == true } }
+            guard locked.count == count else { throw TestClusterError(message: "\(locked.count) of \(count) Deployments run their image by digest") }
+            report("images.\(count).registry_requests", await cwo.sum("cwo_registry_requests_total"), "7. registry requests for \(count) workloads over \(options.images) images", unit: "")
+            report("images.\(count).lookups", await cwo.sum("cwo_image_lookups_total"), "   image lookups (one per image and credentials)", unit: "")
+            report("images.\(count).cache_bytes", await cwo.sum("cwo_image_facts_cache_bytes"), "   bytes of facts in the cache (strings)", unit: "")
+            try await Task.sleep(for: .seconds(20))
+            report("images.\(count).rss_mib", rssMiB(cwo.process.pid), "   RSS of cwo run with them, settled", unit: "MiB")
+        }
+        await cwo.stop()
+    }
+    report("images.\(count).converge_s", times["on"] ?? 0, "7. convergence of \(count) workloads, resolving their images (by digest)", unit: "s")
+    report("images.\(count).converge_off_s", times["off"] ?? 0, "   the same workloads, --no-resolve-images", unit: "s")
+    await registry.stop()
+    report("images.\(count).ratio", (times["on"] ?? 0) / max(times["off"] ?? 0, 0.001), "   with / without resolution", unit: "x")
+}
+
+let imageCount = options.imageWorkloads ?? min(options.sizes.max() ?? 0, 1000)
+if imageCount > 0 {
+    try await imageFigure(workloads: imageCount)
 }
 
 results["machine"] = .string("\(ProcessInfo.processInfo.processorCount) cores, \(ProcessInfo.processInfo.physicalMemory / 1_073_741_824) GiB")

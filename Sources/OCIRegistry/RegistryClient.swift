@@ -29,6 +29,8 @@ public final class RegistryClient: Sendable {
         /// The longest `Retry-After` waited out inside one call; a longer one fails the call.
         public var maxRetryAfter: Duration = .seconds(5)
         public var userAgent = "cwo"
+        /// Told of every HTTP response (its status code, or "error" for a failed connection): for metrics.
+        public var observer: (@Sendable (String) -> Void)?
 
         public init(caFile: String? = nil) {
             self.caFile = caFile
@@ -246,6 +248,7 @@ public final class RegistryClient: Sendable {
                 let response = try await http.execute(request, timeout: .seconds(Int64(options.requestTimeout.components.seconds)))
                 let body = Array((try await response.body.collect(upTo: Self.maxDocument)).readableBytesView)
                 let code = Int(response.status.code)
+                options.observer?(String(code))
                 logger.debug("registry request", metadata: ["request": "\(label)", "code": "\(code)"])
                 guard code == 429 || code >= 500 else { return Response(status: code, headers: response.headers, body: body) }
                 let retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds(max($0, 0)) }
@@ -254,6 +257,7 @@ public final class RegistryClient: Sendable {
                 if error is CancellationError || Task.isCancelled {
                     throw RegistryError(kind: .unreachable, message: "cancelled", request: label)
                 }
+                options.observer?("error")
                 failure = RegistryError(kind: .unreachable, message: "\(error)", request: label)
             }
             let delay = failure.retryAfter ?? Self.backoff(attempt: attempt)

@@ -169,8 +169,8 @@ struct Run: AsyncParsableCommand {
         factory.defaultValueHistogramBuckets = OperatorMetrics.queueBuckets
         factory.valueHistogramBuckets = OperatorMetrics.histogramBuckets
         MetricsSystem.bootstrap(factory)
-        let client = try KubeClient(configuration: configuration, logger: Logger(label: "cwo.kube")) { method, code, host, _ in
-            OperatorMetrics.request(method: method, code: code, host: host)
+        let client = try KubeClient(configuration: configuration, logger: Logger(label: "cwo.kube")) { method, code, host, duration in
+            OperatorMetrics.request(method: method, code: code, host: host, duration: duration)
         }
         let identity = "\(ProcessInfo.processInfo.hostName)_\(UUID().uuidString.prefix(8).lowercased())"
         let observer = OperatorMetrics.controllerObserver(WorkloadOperator.controllerName, concurrency: concurrency)
@@ -264,7 +264,9 @@ extension Run {
     /// The KBS cwo manages, when it was given one and its admin key.
     func makeImageResolver() throws -> ImageResolver? {
         guard resolveImages else { return nil }
-        let registry = try RegistryClient(options: .init(caFile: registryCaFile), logger: Logger(label: "cwo.registry"))
+        var options = RegistryClient.Options(caFile: registryCaFile)
+        options.observer = { WorkloadMetrics.registryRequest(code: $0) }
+        let registry = try RegistryClient(options: options, logger: Logger(label: "cwo.registry"))
         return ImageResolver(lookup: { request throws(RegistryError) in try await registry.resolve(request.reference, credentials: request.credentials) },
                              ttl: .seconds(imageResync))
     }

@@ -18,4 +18,17 @@ public enum WorkloadMetrics {
     public static func keyVaultRequest(method: String, code: String) {
         Counter(label: "cwo_key_vault_requests_total", dimensions: [("code", code), ("method", method)]).increment()
     }
+
+    /// `cwo_registry_requests_total{code}`: HTTP requests to image registries (and their token services).
+    public static func registryRequest(code: String) {
+        Counter(label: "cwo_registry_requests_total", dimensions: [("code", code)]).increment()
+    }
+
+    /// `cwo_image_lookups_total` and `cwo_image_facts_cache_bytes`/`_entries`: resolutions of one image
+    /// (with one workload's credentials), and what the cache of their answers holds.
+    static func imageLookup(cacheEntries: Int, cacheBytes: Int) {
+        Counter(label: "cwo_image_lookups_total").increment()
+        Gauge(label: "cwo_image_facts_cache_entries").record(cacheEntries)
+        Gauge(label: "cwo_image_facts_cache_bytes").record(cacheBytes)
+    }
 }

@@ -131,6 +131,8 @@ public actor ImageResolver {
         }
         entries[request] = Entry(outcome: outcome, at: .now)
         queued.remove(request)
+        let (count, bytes) = footprint()
+        WorkloadMetrics.imageLookup(cacheEntries: count, cacheBytes: bytes)
         let told = waiters.removeValue(forKey: request) ?? []
         for key in told.sorted() { await notify(key) }
     }

@@ -17,13 +17,18 @@ public enum OperatorMetrics {
     public static var histogramBuckets: [String: [Double]] {
         [
             "controller_runtime_reconcile_time_seconds": reconcileBuckets, "workqueue_work_duration_seconds": queueBuckets,
-            "workqueue_queue_duration_seconds": queueBuckets,
+            "workqueue_queue_duration_seconds": queueBuckets, "rest_client_request_duration_seconds": requestBuckets,
         ]
     }
 
-    /// `rest_client_requests_total{code,method,host}`.
-    public static func request(method: String, code: String, host: String) {
+    /// client-go's request-latency buckets.
+    public static let requestBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60]
+
+    /// `rest_client_requests_total{code,method,host}` and `rest_client_request_duration_seconds{verb,host}`.
+    public static func request(method: String, code: String, host: String, duration: Duration) {
         Counter(label: "rest_client_requests_total", dimensions: [("code", code), ("method", method), ("host", host)]).increment()
+        Recorder(label: "rest_client_request_duration_seconds", dimensions: [("verb", method), ("host", host)])
+            .record(Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
     }
 
     /// `leader_election_master_status{name}`.
