@@ -128,10 +128,12 @@ let package = Package(
         // Benchmarks against the real control plane (release build): scripts/bench.
         .executableTarget(
             name: "cwo-bench",
-            dependencies: ["KubernetesClient", "ConfidentialWorkload", "TestSupport"],
+            dependencies: ["KubernetesClient", "ConfidentialWorkload", "TestSupport", "CMallocStats"],
             path: "Benchmarks/cwo-bench",
             swiftSettings: strict
         ),
+        // glibc's heap statistics, for the benchmark's bytes-per-workload figures.
+        .target(name: "CMallocStats", path: "Benchmarks/CMallocStats"),
         // Starts and stops the real control plane (scripts/control-plane) for integration tests, and
         // serves local HTTPS stand-ins for Key Vault and the identity endpoint, a Trustee KBS, and an API server;
         // runs the real reference registry (Debian's docker-registry) and pushes test images to it.

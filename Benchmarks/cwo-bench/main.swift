@@ -1,5 +1,6 @@
 // cwo-bench: latency, throughput, memory, API efficiency and startup of `cwo run`, measured against a
 // real kube-apiserver + etcd on this machine, side by side with a plain client doing the same writes.
+import CMallocStats
 import ConfidentialWorkload
 import Foundation
 import KubernetesClient
@@ -77,6 +78,55 @@ func cpuSeconds(_ pid: pid_t) -> Double {
     // After the command: state is field 3, utime 14 and stime 15 (1-based, counting pid and comm).
     guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+func heapInUse() -> Int { Int(cwo_heap_in_use()) }
+
+/// What each kind of per-workload data costs when held as cwo holds it, measured in this process on the
+/// objects the API server holds for `count` converged workloads: the workload (spec and status, managed
+/// fields dropped, spec serialized), its Deployment (policy annotation replaced by its digest, spec serialized), and the
+/// remembered desired state (policy text dropped, Deployment serialized).
+@MainActor func memoryBreakdown(namespace: String, count: Int) async throws {
+    var options = ListOptions()
+    options.dropManagedFields = true
+    var start = heapInUse()
+    var cachedWorkloads: [ConfidentialWorkload] = []
+    do {
+        let live = try await client.listAll(workloads, namespace: namespace, options: options, as: ConfidentialWorkload.self).items
+        cachedWorkloads = live.map { $0.compacted() }
+    }
+    let workloadBytes = heapInUse() - start
+    start = heapInUse()
+    var cachedDeployments: [Deployment] = []
+    do {
+        let live = try await client.listAll(.deployments, namespace: namespace, options: options, as: Deployment.self).items
+        cachedDeployments = live.map { deployment in
+            var projected = deployment
+            projected.spec = PolicyDigest.project(deployment: deployment.spec)
+            return projected.compacted()
+        }
+    }
+    let deploymentBytes = heapInUse() - start
+    start = heapInUse()
+    let remembered: [(Result<DesiredState, SpecErrors>, CompactJSON?)] = cachedWorkloads.map { workload in
+        var compact: CompactJSON?
+        let result = DesiredState.build(workload.expanded(), context: BuildContext(nativeSidecars: true)).map { state in
+            var kept = state
+            kept.policy.text = ""
+            var deployment = state.deployment
+            deployment["spec"] = PolicyDigest.project(deployment: state.deployment["spec"])
+            compact = CompactJSON(deployment)
+            kept.deployment = [:]
+            return kept
+        }
+        return (result, compact)
+    }
+    let memoBytes = heapInUse() - start
+    let n = Double(max(count, 1))
+    report("memory.\(count).bytes_per_workload.workload", Double(workloadBytes) / n, "4. bytes per workload: the workload (spec + status)", unit: "B")
+    report("memory.\(count).bytes_per_workload.deployment", Double(deploymentBytes) / n, "   bytes per workload: its Deployment, projected", unit: "B")
+    report("memory.\(count).bytes_per_workload.desired_state", Double(memoBytes) / n, "   bytes per workload: its remembered desired state", unit: "B")
+    withExtendedLifetime((cachedWorkloads, cachedDeployments, remembered)) {}
 }
 
 // MARK: the cluster
@@ -308,6 +358,7 @@ for size in options.sizes {
                 // Settled: cwo hands memory freed after the burst back every 15 s.
                 try await Task.sleep(for: .seconds(20))
                 report("memory.\(size)_mib", rssMiB(cwo.process.pid), "4. RSS of cwo run with \(size) workloads and their Deployments cached (settled)", unit: "MiB")
+                try await memoryBreakdown(namespace: namespace, count: size)
                 let reconciles = await cwo.sum("controller_runtime_reconcile_total")
                 for verb in ["GET", "PATCH", "POST", "PUT", "DELETE"] {
                     let count = await cwo.sum("rest_client_requests_total", where: { $0.contains("method=\"\(verb)\"") })

@@ -16,17 +16,82 @@ public struct ConfidentialWorkload: KubernetesObject, Hashable {
     public var apiVersion: String?
     public var kind: String?
     public var metadata: ObjectMeta
-    public var spec: JSONValue?
     /// nil when absent or not understood (cwo rewrites it then).
     public var status: WorkloadStatus?
+    private var storedSpec: StoredSpec
+
+    private enum StoredSpec: Sendable {
+        case tree(JSONValue?)
+        case compact(CompactJSON?)
+        /// Expanded for one reconcile: the tree to read, and the bytes it came from.
+        case both(JSONValue?, CompactJSON?)
+    }
+
+    /// The spec; for a `compacted()` workload (the cache's), parsed from its bytes on each read.
+    public var spec: JSONValue? {
+        get {
+            switch storedSpec {
+            case .tree(let value), .both(let value, _): value
+            case .compact(let compact): compact?.value
+            }
+        }
+        set { storedSpec = .tree(newValue) }
+    }
+
+    /// The spec as canonical serialized bytes (without serializing again when the workload is compacted).
+    public var compactSpec: CompactJSON? {
+        switch storedSpec {
+        case .tree(let value): value.map(CompactJSON.init)
+        case .compact(let compact), .both(_, let compact): compact
+        }
+    }
+
+    /// A compacted workload with its spec parsed once, for a reconcile that reads it many times.
+    public func expanded() -> ConfidentialWorkload {
+        guard case .compact(let compact) = storedSpec else { return self }
+        var copy = self
+        copy.storedSpec = .both(compact?.value, compact)
+        return copy
+    }
+
+    /// The same workload with its spec held as serialized JSON: for the cache, where thousands are kept
+    /// and each spec is read a few times per reconcile (a quarter of the memory of the tree).
+    public func compacted() -> ConfidentialWorkload {
+        guard case .tree(let value) = storedSpec else { return self }
+        var copy = self
+        copy.storedSpec = .compact(value.map(CompactJSON.init))
+        return copy
+    }
 
     enum CodingKeys: String, CodingKey { case apiVersion, kind, metadata, spec, status }
+
+    public static func == (lhs: ConfidentialWorkload, rhs: ConfidentialWorkload) -> Bool {
+        lhs.apiVersion == rhs.apiVersion && lhs.kind == rhs.kind && lhs.metadata == rhs.metadata && lhs.status == rhs.status
+            && lhs.compactSpec == rhs.compactSpec
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(apiVersion)
+        hasher.combine(kind)
+        hasher.combine(metadata)
+        hasher.combine(status)
+        hasher.combine(compactSpec)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(apiVersion, forKey: .apiVersion)
+        try container.encodeIfPresent(kind, forKey: .kind)
+        try container.encode(metadata, forKey: .metadata)
+        try container.encodeIfPresent(spec, forKey: .spec)
+        try container.encodeIfPresent(status, forKey: .status)
+    }
 
     public init(metadata: ObjectMeta, spec: JSONValue, status: WorkloadStatus? = nil) {
         self.apiVersion = Self.apiVersion
         self.kind = Self.kind
         self.metadata = metadata
-        self.spec = spec
+        self.storedSpec = .tree(spec)
         self.status = status
     }
 
@@ -35,7 +100,7 @@ public struct ConfidentialWorkload: KubernetesObject, Hashable {
         apiVersion = try container.decodeIfPresent(String.self, forKey: .apiVersion)
         kind = try container.decodeIfPresent(String.self, forKey: .kind)
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta()
-        spec = try container.decodeIfPresent(JSONValue.self, forKey: .spec)
+        storedSpec = .tree(try container.decodeIfPresent(JSONValue.self, forKey: .spec))
         status = try? container.decodeIfPresent(WorkloadStatus.self, forKey: .status)
     }
 

@@ -11,7 +11,8 @@ public struct WorkloadCaches: Sendable {
     public var runtimeClasses: Store<UntypedObject>
 
     public init() {
-        workloads = Store()
+        // Workloads with their spec serialized (read a few times per reconcile, kept for every workload).
+        workloads = Store(transform: { $0.compacted() })
         // Deployments are kept with the policy annotation (~10 KB each) replaced by its digest, and the
         // spec serialized (a quarter of the memory of the tree; parsed once per reconcile).
         deployments = Store(transform: { deployment in

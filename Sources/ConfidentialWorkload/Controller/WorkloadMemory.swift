@@ -24,7 +24,7 @@ struct WorkloadMemory {
     /// The desired state and its inputs. Most reconciles (those cwo's own writes trigger) have the same
     /// inputs, and the policy need not be generated again.
     struct BuildMemo {
-        var spec: JSONValue?
+        var spec: CompactJSON?
         var context: BuildContext
         /// Without the Rego text and with an empty `deployment`: small enough to keep for every workload.
         var result: Result<DesiredState, SpecErrors>

@@ -54,7 +54,7 @@ public final class WorkloadReconciler: Reconciler {
     }
 
     public func reconcile(_ key: ObjectKey) async throws -> ReconcileResult {
-        guard let workload = caches.workloads.get(key) else {
+        guard let workload = caches.workloads.get(key)?.expanded() else {
             // Deleted: owner references let the garbage collector remove the children.
             memories.forget(key)
             return .done
@@ -192,7 +192,10 @@ public final class WorkloadReconciler: Reconciler {
     /// `DesiredState.build` again for the body to write.
     func desiredState(_ workload: ConfidentialWorkload, key: ObjectKey, context: BuildContext) -> Result<DesiredState, SpecErrors> {
         let uid = workload.metadata.uid
-        if let memo = memories.read(key, uid: uid).build, memo.context == context, memo.spec == workload.spec {
+        // The spec as serialized bytes: exact, and a quarter of the memory of a second tree (the cache's
+        // copy is replaced by every watch event, so the memo would otherwise hold its own).
+        let spec = workload.compactSpec
+        if let memo = memories.read(key, uid: uid).build, memo.context == context, memo.spec == spec {
             return memo.state
         }
         let start = ContinuousClock.now
@@ -203,7 +206,7 @@ public final class WorkloadReconciler: Reconciler {
             return kept
         }
         WorkloadMetrics.policyGenerated(seconds: (ContinuousClock.now - start).seconds)
-        var memo = WorkloadMemory.BuildMemo(spec: workload.spec, context: context, result: result)
+        var memo = WorkloadMemory.BuildMemo(spec: spec, context: context, result: result)
         if case .success(let state) = result {
             memo.deployment = CompactJSON(state.deployment)
             memo.result = .success({ var kept = state; kept.deployment = [:]; return kept }())

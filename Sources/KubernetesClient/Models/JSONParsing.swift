@@ -61,7 +61,9 @@ private struct Parser {
     mutating func value(depth: Int, key: String? = nil) throws -> JSONValue {
         guard index < bytes.count else { throw error("unexpected end of input") }
         switch bytes[index] {
-        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "\""):
+            let text = try string()
+            return .string(key.map(StringInterner.sharedValueMembers.contains) == true ? StringInterner.intern(text) : text)
         case UInt8(ascii: "{"): return try object(depth: depth + 1, isMetadata: dropManagedFields && key == "metadata")
         case UInt8(ascii: "["): return try array(depth: depth + 1)
         case UInt8(ascii: "t"): try literal("true"); return .bool(true)
@@ -93,7 +95,7 @@ private struct Parser {
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name") }
-            let key = try string()
+            let key = StringInterner.intern(try string())
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1
