@@ -430,11 +430,15 @@ for size in options.sizes {
         _ = try await registry.pushImage("bench/app-\(index)", tag: "v1", config: ["Entrypoint": ["/app"], "Cmd": ["--serve"], "Env": ["PATH=/usr/bin:/bin", "MODE=bench"], "User": "1000:1000"])
     }
     let references = (0..<options.images).map { "\(registry.host)/bench/app-\($0):v1" }
+    // The attestation container cwo adds is resolved and locked too: from the same registry here.
+    _ = try await registry.pushImage("aci/skr", tag: "2.7", config: ["Entrypoint": ["/skr.sh"]])
+    let attestation = "\(registry.host)/aci/skr:2.7"
     let auth = Data("\(registry.username):\(registry.password)".utf8).base64EncodedString()
     let config = Data(#"{"auths":{"\#(registry.host)":{"auth":"\#(auth)"}}}"#.utf8).base64EncodedString()
     @Sendable func imageWorkload(_ index: Int) -> JSONValue {
         ["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "metadata": ["name": .string("w-\(index)")],
-         "spec": ["replicas": 1, "template": ["spec": ["imagePullSecrets": [["name": "regcred"]], "containers": [["name": "app", "image": .string(references[index % references.count]),
+         "spec": ["replicas": 1, "attestation": ["image": .string(attestation)],
+                  "template": ["spec": ["imagePullSecrets": [["name": "regcred"]], "containers": [["name": "app", "image": .string(references[index % references.count]),
             "resources": ["limits": ["memory": "256Mi"]]]]]]]]
     }
     var times: [String: Double] = [:]
@@ -459,7 +463,7 @@ for size in options.sizes {
             let deployments: ObjectList<UntypedObject> = try await client.listAll(.deployments, namespace: namespace, options: .init(labelSelector: "app.kubernetes.io/managed-by=cwo"))
             let locked = deployments.items.filter { ($0.raw[path: ["spec", "template", "spec", "containers"]]?.arrayValue ?? []).contains { $0["image"]?.stringValue?.contains("@sha256:") == true } }
             guard locked.count == count else { throw TestClusterError(message: "\(locked.count) of \(count) Deployments run their image by digest") }
-            report("images.\(count).registry_requests", await cwo.sum("cwo_registry_requests_total"), "7. registry requests for \(count) workloads over \(options.images) images", unit: "")
+            report("images.\(count).registry_requests", await cwo.sum("cwo_registry_requests_total"), "7. registry requests for \(count) workloads over \(options.images) images (+ the attestation image)", unit: "")
             report("images.\(count).lookups", await cwo.sum("cwo_image_lookups_total"), "   image lookups (one per image and credentials)", unit: "")
             report("images.\(count).cache_bytes", await cwo.sum("cwo_image_facts_cache_bytes"), "   bytes of facts in the cache (strings)", unit: "")
             try await Task.sleep(for: .seconds(20))

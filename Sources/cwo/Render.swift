@@ -84,7 +84,7 @@ struct ClusterAssumptions: ParsableArguments {
     func context(for workloads: [ConfidentialWorkload]) async throws -> BuildContext {
         var context = try context()
         guard resolve else { return context }
-        let references = Set(workloads.flatMap(WorkloadReconciler.templateImages)).subtracting(context.imageFacts.keys).sorted()
+        let references = Set(workloads.flatMap(DesiredState.images)).subtracting(context.imageFacts.keys).sorted()
         var secrets = PullSecrets()
         if let registryConfig {
             guard let data = FileManager.default.contents(atPath: registryConfig) else { throw ValidationError("cannot read \(registryConfig)") }

@@ -20,6 +20,20 @@ struct ImageIntegrationTests {
         return spec
     }
 
+    /// The template's `image`, and the attestation container's image from the same registry (cwo resolves
+    /// and locks the containers it adds too).
+    static func spec(_ image: String, attestation: String) -> JSONValue {
+        var spec = simpleSpec(image: image)
+        spec["attestation"] = ["image": .string(attestation)]
+        return spec
+    }
+
+    static func attestationImage(_ deployment: UntypedObject?) -> String? {
+        let podSpec = deployment?.raw[path: ["spec", "template", "spec"]]
+        let containers = (podSpec?["initContainers"]?.arrayValue ?? []) + (podSpec?["containers"]?.arrayValue ?? [])
+        return containers.first { $0["name"] == "attestation" }?["image"]?.stringValue
+    }
+
     @Test func tagsRunByDigestFollowAMovedTagKeepItThroughARestartAndReportProblems() async throws {
         let registry = try await TestRegistry.start()
         let client = try RegistryClient(options: .init(caFile: registry.caFile), logger: Logger(label: "test"))
@@ -31,6 +45,8 @@ struct ImageIntegrationTests {
         do {
             let first = try await registry.pushImage("team/app", tag: "v1", config: ["Entrypoint": ["/app"], "User": "10:10"])
             let reference = "\(registry.host)/team/app:v1"
+            let skr = try await registry.pushImage("aci/skr", tag: "2.7", config: ["Entrypoint": ["/skr.sh"]])
+            let attestation = "\(registry.host)/aci/skr:2.7"
             var namespace = ""
             var running = ""
             try await Harness.with("images", recordEvents: true, images: resolver) { harness in
@@ -46,14 +62,17 @@ struct ImageIntegrationTests {
                 let _: UntypedObject = try await harness.admin.create(.serviceAccounts, namespace: harness.namespace, try UntypedObject(
                     ["apiVersion": "v1", "kind": "ServiceAccount", "metadata": ["name": "puller"], "imagePullSecrets": [["name": "account-regcred"]]]))
                 // Without a pull secret the same image is refused, and the other workloads' secrets do not serve it.
-                _ = try await harness.createWorkload("anonymous", spec: simpleSpec(image: reference))
-                _ = try await harness.createWorkload("web", spec: Self.pulling(simpleSpec(image: reference), secret: "regcred"))
+                _ = try await harness.createWorkload("anonymous", spec: Self.spec(reference, attestation: attestation))
+                _ = try await harness.createWorkload("web", spec: Self.pulling(Self.spec(reference, attestation: attestation), secret: "regcred"))
                 let anonymous = try await harness.waitForStatus("anonymous", "ImagesResolved Unauthorized") { status in
                     status.condition(ConditionType.imagesResolved)?.reason == "Unauthorized"
                 }
                 #expect(anonymous.status?.condition(ConditionType.ready)?.status == .false)
-                #expect(Self.appImage(try await harness.deployment("anonymous")) == reference, "an unresolved image runs as written")
-                var viaAccount = simpleSpec(image: reference)
+                // Once neither image is still being looked up, the Deployment is created with the images as written.
+                _ = try await eventually(timeout: .seconds(20), "an unresolved image runs as written") {
+                    Self.appImage(try await harness.deployment("anonymous")) == reference ? true : nil
+                }
+                var viaAccount = Self.spec(reference, attestation: attestation)
                 viaAccount["template"]?["spec"]?["serviceAccountName"] = "puller"
                 _ = try await harness.createWorkload("via-account", spec: viaAccount)
                 let locked = "\(registry.host)/team/app@\(first.digest)"
@@ -65,6 +84,7 @@ struct ImageIntegrationTests {
                 }
                 #expect(resolved.status?.condition(ConditionType.imagesResolved)?.message.contains(first.digest) == true)
                 #expect(resolved.status?.images == [ImageStatus(name: "app", reference: reference, digest: first.digest)])
+                #expect(Self.attestationImage(try await harness.deployment("web")) == "\(registry.host)/aci/skr@\(skr.digest)")
                 _ = try await eventually(timeout: .seconds(20), "the service account's pull secret serves its pods' images") {
                     Self.appImage(try await harness.deployment("via-account")) == locked ? true : nil
                 }
@@ -78,7 +98,7 @@ struct ImageIntegrationTests {
                 #expect(event.raw["note"]?.stringValue?.contains("now resolves to \(second.digest) (was \(first.digest))") == true)
 
                 let absent = "\(registry.host)/team/absent:v1"
-                _ = try await harness.createWorkload("missing", spec: Self.pulling(simpleSpec(image: absent), secret: "regcred"))
+                _ = try await harness.createWorkload("missing", spec: Self.pulling(Self.spec(absent, attestation: attestation), secret: "regcred"))
                 let missing = try await harness.waitForStatus("missing", "ImagesResolved ImageNotFound") { status in
                     status.condition(ConditionType.imagesResolved)?.reason == "ImageNotFound"
                 }

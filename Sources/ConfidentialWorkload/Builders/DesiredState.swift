@@ -55,6 +55,22 @@ public struct DesiredState: Sendable {
     /// The objects in apply order (the service account before the pods that use it).
     public var objects: [JSONValue] { [serviceAccount, configMap, deployment].compactMap { $0 } }
 
+    /// The images the workload's pods run: the template's and those cwo adds (the attestation
+    /// container's), so that every one is resolved and locked. The template's alone for a spec that does
+    /// not parse.
+    public static func images(_ workload: ConfidentialWorkload) -> [String] {
+        guard case .success(let spec) = WorkloadSpec.parse(workload) else { return templateImages(workload.spec?["template"]) }
+        var template = DeploymentBuilder.podTemplate(for: workload, spec: spec)
+        _ = spec.platform.artifacts.prepare(&template, workload: workload.metadata.name ?? "", spec: spec, context: BuildContext())
+        return templateImages(template)
+    }
+
+    static func templateImages(_ template: JSONValue?) -> [String] {
+        let podSpec = template?["spec"]
+        let containers = (podSpec?["initContainers"]?.arrayValue ?? []) + (podSpec?["containers"]?.arrayValue ?? [])
+        return containers.compactMap { $0["image"]?.stringValue }
+    }
+
     public static func build(_ workload: ConfidentialWorkload, context: BuildContext = BuildContext()) -> Result<DesiredState, SpecErrors> {
         let spec: WorkloadSpec
         switch WorkloadSpec.parse(workload) {

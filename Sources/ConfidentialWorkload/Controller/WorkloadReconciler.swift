@@ -112,7 +112,7 @@ public final class WorkloadReconciler: Reconciler {
         var refresh = ReconcileResult.done
         if let images {
             // What is known now; the rest is looked up elsewhere, and the workload requeued when it arrives.
-            let references = Self.templateImages(workload)
+            let references = DesiredState.images(workload)
             let pulls = await pullCredentials?.secrets(podSpec: workload.spec?[path: ["template", "spec"]], namespace: key.namespace) ?? PullSecrets()
             let requests = references.map { reference in
                 ImageResolver.Request(reference, credentials: ImageReference(reference).flatMap(pulls.credentials(for:)))
@@ -149,12 +149,6 @@ public final class WorkloadReconciler: Reconciler {
 
     struct ConfigMapProblem: Error { var message: String }
 
-    /// The images the template's containers and init containers name.
-    public static func templateImages(_ workload: ConfidentialWorkload) -> [String] {
-        let podSpec = workload.spec?[path: ["template", "spec"]]
-        let containers = (podSpec?["initContainers"]?.arrayValue ?? []) + (podSpec?["containers"]?.arrayValue ?? [])
-        return containers.compactMap { $0["image"]?.stringValue }
-    }
 
     /// One key of a ConfigMap the workload names (cwo does not watch them: read when reconciling, and
     /// again every `providedPolicyRefresh`).
