@@ -50,6 +50,15 @@ struct ImageFactsTests {
         #expect(throws: SpecErrors.self) { try Self.build(spec) }
     }
 
+    @Test func theAdviceToPinByDigestIsGivenOnlyForImagesThatDoNotRunByDigest() throws {
+        let advice = { (state: DesiredState) in state.spec.warnings.filter { $0.contains("by digest") } }
+        #expect(advice(try Self.build()).isEmpty)
+        #expect(advice(try Self.build(facts: [Self.sideImage: Self.sideFacts])) == ["image \(Self.appImage) is not pinned by digest"])
+        var spec = Self.spec
+        spec["images"] = ["lockDigests": false]
+        #expect(advice(try Self.build(spec)).count == 2)
+    }
+
     @Test func imagesResolvedIsReportedOnlyWhenCwoResolvesAndCountsForReady() throws {
         let condition = { (state: DesiredState) in state.conditions.first { $0.type == ConditionType.imagesResolved } }
         #expect(condition(try Self.build()) == nil, "no resolver (offline render): no condition")

@@ -72,7 +72,7 @@ public struct DesiredState: Sendable {
     }
 
     public static func build(_ workload: ConfidentialWorkload, context: BuildContext = BuildContext()) -> Result<DesiredState, SpecErrors> {
-        let spec: WorkloadSpec
+        var spec: WorkloadSpec
         switch WorkloadSpec.parse(workload) {
         case .success(let parsed): spec = parsed
         case .failure(let errors): return .failure(errors)
@@ -84,6 +84,11 @@ public struct DesiredState: Sendable {
         let platform = spec.platform.artifacts
         let placement = platform.prepare(&template, workload: name, spec: spec, context: context)
         let imageFacts = ImageLock.apply(to: &template, facts: context.imageFacts, lock: spec.images.lockDigests)
+        if spec.images.lockDigests {
+            // An image cwo runs by digest needs no advice to pin it.
+            let locked = Set(context.imageFacts.keys)
+            spec.warnings.removeAll { warning in locked.contains { warning.hasPrefix("image \($0) ") && warning.contains("by digest") } }
+        }
 
         // The policy is made from the final template: every container cwo added is in it.
         let policy: AgentPolicy
