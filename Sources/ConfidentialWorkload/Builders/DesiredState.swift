@@ -165,7 +165,13 @@ public enum ArtifactConditions {
                 assumed.append("a container whose template sets no runAsUser/runAsGroup/workingDir runs as UID 0 in / (images not resolved: \(unresolved.compactMap { $0["name"]?.stringValue }.joined(separator: ", ")))")
             }
             if spec.platform == .aks {
-                assumed.append("image layers pulled on the host (dm-verity) are denied: their hashes are not known yet, so images must be pulled in the guest")
+                // Layers the node pulls are allowed only with the root hashes cwo computed from the registry.
+                let unhashed = ((podSpec["initContainers"]?.arrayValue ?? []) + (podSpec["containers"]?.arrayValue ?? []))
+                    .filter { state.imageFacts[$0["image"]?.stringValue ?? ""]?.tarfsLayers?.isEmpty ?? true }
+                    .compactMap { $0["name"]?.stringValue }
+                // The pause image is the node's: cwo does not resolve it.
+                let denied = ["the pause container"] + unhashed
+                assumed.append("image layers pulled on the host (dm-verity) are allowed only with the root hashes cwo computed from the registry (cwo run --hash-image-layers), so these images must be pulled in the guest: \(denied.joined(separator: ", "))")
             }
             if !assumed.isEmpty { policyMessage += "; assumed without the image config: " + assumed.joined(separator: "; ") }
         }

@@ -48,7 +48,13 @@ struct ContainerExpectation {
         // The image's variables, each unless the template sets that name itself.
         let imageEnv = (facts?.env ?? []).filter { !environment.names.contains(String($0.prefix { $0 != "=" })) }
         let mounts = volumeMounts(container)
+        // On AKS the node may pull the image itself: its layers are then pinned by their root hashes.
+        let layers = HostPulledLayers.layers(facts?.tarfsLayers ?? [])
         var expectation = user(podUser(container: security, defaultID: 0, image: facts.map { ImageUser($0.user) ?? ImageUser() }))
+        if !layers.isEmpty {
+            expectation["layers"] = HostPulledLayers.policyData(layers)
+            expectation["layer_overlay_options"] = RuntimeFacts.strings(HostPulledLayers.overlayOptions(layers))
+        }
         if facts != nil {
             // Read by the rules instead of policy_data.image_env_names: nothing is guessed for this image.
             expectation["image_env_names"] = RuntimeFacts.strings(Array(Set(allowedEnvVars)).sorted())
