@@ -111,6 +111,9 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Resolve the template's images in their registries (anonymously): lock them to digests and pin their config in the policy.")
     var resolveImages = false
 
+    @Flag(help: "With --resolve-images, also download each image layer once and compute its dm-verity root hash as the AKS node does, so that layers the node pulls (kata-cc) are allowed and pinned in the policy. Guest-pull clusters (CoCo) do not need it.")
+    var hashImageLayers = false
+
     @Option(help: "PEM file of extra CAs to trust for image registries (a private registry's CA).")
     var registryCaFile: String?
 
@@ -264,7 +267,7 @@ extension Run {
     func makeImageResolver() throws -> ImageResolver? {
         guard resolveImages else { return nil }
         let registry = try RegistryClient(options: .init(caFile: registryCaFile), logger: Logger(label: "cwo.registry"))
-        return ImageResolver(lookup: { reference throws(RegistryError) in try await registry.resolve(reference) }, ttl: .seconds(imageResync))
+        return ImageResolver(lookup: { reference throws(RegistryError) in try await registry.resolve(reference, tarfsLayers: hashImageLayers) }, ttl: .seconds(imageResync))
     }
 
     func makeKBSBroker(logger: Logger) throws -> KBSBroker? {
