@@ -38,7 +38,7 @@ struct HostPulledLayerPolicyTests {
     }
 
     /// The overlay the runtime makes the container's root, its options as the snapshotter writes them.
-    static func overlayStorage(_ layers: [(name: String, hash: String)]) -> JSONValue {
+    static func overlayStorage(_ layers: [(name: String, hash: String)], root: String = "/run/kata-containers/shared/containers/\(id)/rootfs") -> JSONValue {
         let described = layers.map { layer in
             prefix + "layer=" + Data("\(layer.name),tar,ro,\(prefix)block_device=file,\(prefix)is-layer,\(prefix)root-hash=\(layer.hash)".utf8).base64EncodedString()
         }
@@ -46,7 +46,7 @@ struct HostPulledLayerPolicyTests {
             + [prefix + "overlay-rw", "lowerdir=" + layers.map(\.name).joined(separator: ":")]
         return [
             "driver": "overlayfs", "driver_options": [], "source": "none", "fstype": "fuse3.kata-overlay",
-            "options": .array(options.map { .string($0) }), "mount_point": .string("/run/kata-containers/shared/containers/\(id)/rootfs"),
+            "options": .array(options.map { .string($0) }), "mount_point": .string(root),
             "fs_group": nil, "shared": false,
         ]
     }
@@ -102,6 +102,30 @@ struct HostPulledLayerPolicyTests {
         }
     }
 
+    /// `cwo policy explain` names the storage checks when a layer's root hash is not cwo's, and nothing
+    /// when the layers are right.
+    @Test func explainNamesTheStorageChecks() async throws {
+        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
+        let base = try #require(try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/execprocessdeployment" }?.cases.first).request
+        let state = try ImageFactsTests.build(facts: [ImageFactsTests.appImage: Self.layeredFacts, ImageFactsTests.sideImage: ImageFactsTests.sideFacts])
+        let names = try await Self.names()
+        let top = (name: names[1], hash: Self.rootHashes[1])
+        let bottom = (name: names[0], hash: Self.rootHashes[0])
+        let explain = { (storages: [JSONValue]) in
+            try await AgentSimulator.failedChecks(policy: state.policy.text, endpoint: "CreateContainerRequest",
+                                                  input: try Self.request(state, storages: storages, base: base).input,
+                                                  protos: suite.appendingPathComponent("protos").path)
+        }
+        let right = try await explain([Self.layerStorage(name: top.name, hash: top.hash), Self.layerStorage(name: bottom.name, hash: bottom.hash),
+                                       Self.overlayStorage([top, bottom])])
+        let changed = try await explain([Self.layerStorage(name: top.name, hash: String(repeating: "c", count: 64)),
+                                         Self.layerStorage(name: bottom.name, hash: bottom.hash), Self.overlayStorage([top, bottom])])
+        for engine in AgentSimulator.engines {
+            #expect(right[engine] == [], "\(engine)")
+            #expect(changed[engine]?.count == 2 && changed[engine]?.allSatisfy { $0.contains("storages") } == true, "\(engine): \(changed[engine] ?? [])")
+        }
+    }
+
     /// Without layer hashes (guest-pull platforms, or cwo run without --hash-image-layers) the policy is
     /// today's: host-pulled layers are denied, and PolicyReady names the containers.
     @Test func withoutLayerHashesHostPulledLayersAreDenied() async throws {
@@ -119,6 +143,38 @@ struct HostPulledLayerPolicyTests {
         #expect(message(state).contains("must be pulled in the guest: the pause container, app, side"))
         let layered = try ImageFactsTests.build(facts: [ImageFactsTests.appImage: Self.layeredFacts, ImageFactsTests.sideImage: ImageFactsTests.sideFacts])
         #expect(message(layered).contains("must be pulled in the guest: the pause container, side"))
+    }
+
+    /// The node pulls its pause image too: with facts for it, the pause container's layer is pinned like
+    /// the template's (genpolicy's recorded pause request, its image moved to host-pulled layers).
+    @Test func thePauseContainersLayersArePinnedWhenTheFactsNameThem() async throws {
+        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
+        let directory = try #require(try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/createcontainer" })
+        let documents = try YAMLDocuments.parse(String(contentsOf: suite.appendingPathComponent("testdata/state/createcontainer/pod.yaml"), encoding: .utf8))
+        let pod = try #require(documents.first { ["Pod", "Deployment"].contains($0["kind"]?.stringValue) })
+        let pauseFacts = ImageFacts(digest: "sha256:" + String(repeating: "9", count: 64), manifestDigest: "sha256:" + String(repeating: "9", count: 64),
+                                    tarfsLayers: [TarfsLayer(diffID: Self.diffIDs[0], rootHash: Self.rootHashes[0])])
+        let pinned = GenpolicyConformanceTests.policy(pod, cases: directory.cases, images: [HostPulledLayers.aksPauseImage: pauseFacts])
+        var request = try #require(directory.cases.first).request
+        #expect(request[path: ["OCI", "Annotations", "io.kubernetes.cri.container-type"]] == "sandbox")
+        let bundle = try #require(request[path: ["OCI", "Root", "Path"]]?.stringValue?.split(separator: "/").dropLast().last)
+        let root = "/run/kata-containers/shared/containers/\(bundle)/rootfs"
+        request["OCI"]?["Root"]?["Path"] = .string(root)
+        let layer = (name: try await sha256sum(Self.diffIDs[0]), hash: Self.rootHashes[0])
+        let storages = { (hash: String) -> JSONValue in
+            [Self.layerStorage(name: layer.name, hash: hash), Self.overlayStorage([(layer.name, hash)], root: root)]
+        }
+        var changed = request
+        request["storages"] = storages(layer.hash)
+        changed["storages"] = storages(String(repeating: "c", count: 64))
+        let protos = suite.appendingPathComponent("protos").path
+        let create = { (input: JSONValue) in [AgentSimulator.Request(endpoint: "CreateContainerRequest", input: input)] }
+        let withFacts = try await AgentSimulator.run(policy: pinned.text, sequences: [create(request), create(changed)], protos: protos)
+        let withoutFacts = try await AgentSimulator.run(policy: directory.policy.text, sequences: [create(request)], protos: protos)
+        for engine in AgentSimulator.engines {
+            #expect(withFacts[engine]?.map(\.first) == [.bool(true), .bool(false)], "\(engine): the pause layer with cwo's root hash, then another")
+            #expect(withoutFacts[engine]?.map(\.first) == [.bool(false)], "\(engine): no facts for the pause image")
+        }
     }
 
     /// The facts file `cwo render --image-facts` reads: written before layer hashes existed, it still

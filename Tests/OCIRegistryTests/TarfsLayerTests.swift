@@ -128,7 +128,7 @@ struct TarfsLayerTests {
 
     @Test(.enabled(if: veritysetup != nil, skipMessage), arguments: trees.keys.sorted())
     func layerRootHashesAreVeritysetupsOfTarAndIndex(name: String) async throws {
-        let tar = try await Self.trees[name]!.tar()
+        let tar = try await #require(Self.trees[name]).tar()
         let layer = try TarfsLayerHasher.layer(tar: tar)
         let device = try TarfsLayerHasher.device(tar: tar)
         #expect(device.count % 4096 == 0 && device.count > tar.count)
@@ -196,8 +196,7 @@ struct TarfsLayerTests {
     }
 
     @Test func theIndexReadsBackAsTheTreeTarfsShows() async throws {
-        let tree = Self.trees["everything the index knows"]!
-        let tar = try await tree.tar()
+        let tar = try await #require(Self.trees["everything the index knows"]).tar()
         let reader = TarfsReader(try TarfsLayerHasher.device(tar: tar))
         #expect(reader.inodeTable == tar.count)
         // Root, the tar's entries and their implicit parents, each once (the hard link shares its target's).
@@ -235,14 +234,14 @@ struct TarfsLayerTests {
     }
 
     @Test func aDotRootEntryGivesTheRootItsMode() async throws {
-        let tar = try await Self.trees["a ./ root entry"]!.tar()
+        let tar = try await #require(Self.trees["a ./ root entry"]).tar()
         let reader = TarfsReader(try TarfsLayerHasher.device(tar: tar))
         #expect(reader.inode(1).mode & 0o170000 == 0o040000)
         #expect(reader.contents(try #require(reader.lookup("dir/a"))) == Array("a".utf8))
     }
 
     @Test func brokenTarsAreRefused() async throws {
-        let tar = try await Self.trees["one small file"]!.tar()
+        let tar = try await #require(Self.trees["one small file"]).tar()
         var badChecksum = tar
         badChecksum[0] ^= 1
         #expect(throws: TarfsLayerError.self) { try TarfsLayerHasher.layer(tar: badChecksum) }
@@ -271,7 +270,7 @@ struct TarfsLayerTests {
     }
 
     @Test func aGzipLayerStreamsToTheRootHashOfItsTar() async throws {
-        let tar = try await Self.trees["many files"]!.tar()
+        let tar = try await #require(Self.trees["many files"]).tar()
         let compressed = try await Self.gzip(tar)
         let expected = try TarfsLayerHasher.layer(tar: tar)
         for chunk in [1, 777, 65_536, compressed.count] {
@@ -280,7 +279,7 @@ struct TarfsLayerTests {
     }
 
     @Test func gzipLayersThatAreNotWhatTheyClaimAreRefused() async throws {
-        let tar = try await Self.trees["one small file"]!.tar()
+        let tar = try await #require(Self.trees["one small file"]).tar()
         let compressed = try await Self.gzip(tar)
         let diffID = TestRegistry.digest(tar)
         // Another diff ID than the config states, another digest than the manifest states.

@@ -67,7 +67,11 @@ public struct DesiredState: Sendable {
 
         let platform = spec.platform.artifacts
         let placement = platform.prepare(&template, workload: name, spec: spec, context: context)
-        let imageFacts = ImageLock.apply(to: &template, facts: context.imageFacts, lock: spec.images.lockDigests)
+        var imageFacts = ImageLock.apply(to: &template, facts: context.imageFacts, lock: spec.images.lockDigests)
+        // Not a template image, but its layers are the node's to pull on AKS like the template's.
+        if spec.platform == .aks, let pause = context.imageFacts[HostPulledLayers.aksPauseImage] {
+            imageFacts[HostPulledLayers.aksPauseImage] = pause
+        }
 
         // The policy is made from the final template: every container cwo added is in it.
         let policy: AgentPolicy
@@ -169,9 +173,11 @@ public enum ArtifactConditions {
                 let unhashed = ((podSpec["initContainers"]?.arrayValue ?? []) + (podSpec["containers"]?.arrayValue ?? []))
                     .filter { state.imageFacts[$0["image"]?.stringValue ?? ""]?.tarfsLayers?.isEmpty ?? true }
                     .compactMap { $0["name"]?.stringValue }
-                // The pause image is the node's: cwo does not resolve it.
-                let denied = ["the pause container"] + unhashed
-                assumed.append("image layers pulled on the host (dm-verity) are allowed only with the root hashes cwo computed from the registry (cwo run --hash-image-layers), so these images must be pulled in the guest: \(denied.joined(separator: ", "))")
+                let pauseHashed = !(state.imageFacts[HostPulledLayers.aksPauseImage]?.tarfsLayers?.isEmpty ?? true)
+                let denied = (pauseHashed ? [] : ["the pause container"]) + unhashed
+                if !denied.isEmpty {
+                    assumed.append("image layers pulled on the host (dm-verity) are allowed only with the root hashes cwo computed from the registry (cwo run --hash-image-layers), so these images must be pulled in the guest: \(denied.joined(separator: ", "))")
+                }
             }
             if !assumed.isEmpty { policyMessage += "; assumed without the image config: " + assumed.joined(separator: "; ") }
         }

@@ -19,7 +19,14 @@ struct ContainerExpectation {
     /// The pause container: the sandbox's first container, the same in every pod but for the pod's user and
     /// seccomp.
     var pause: JSONValue {
-        user(podUser(container: [:], defaultID: 65535)).adding([
+        var expectation = user(podUser(container: [:], defaultID: 65535))
+        // The AKS node pulls its pause image itself too: its layers are pinned when the facts name them.
+        let layers = HostPulledLayers.layers(images[HostPulledLayers.aksPauseImage]?.tarfsLayers ?? [])
+        if !layers.isEmpty {
+            expectation["layers"] = HostPulledLayers.policyData(layers)
+            expectation["layer_overlay_options"] = RuntimeFacts.strings(HostPulledLayers.overlayOptions(layers))
+        }
+        return expectation.adding([
             "cri_type": "sandbox", "kata_type": "pod_sandbox", "name": "", "seccomp": .bool(podSeccomp), "privileged": false,
             "images": [], "pull_sources": RuntimeFacts.strings([RuntimeFacts.pauseImageSource]),
             "args": RuntimeFacts.strings(RuntimeFacts.pauseArgs), "args_tail": [],

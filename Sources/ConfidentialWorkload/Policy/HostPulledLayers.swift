@@ -9,12 +9,15 @@ import OCIRegistry
 /// The layer names and options are the ones the snapshotter gives containerd (a layer is named by the
 /// SHA-256 of its chain ID) and the runtime forwards unchanged; the root hashes are cwo's own, from the
 /// registry's bytes, so a layer device with other content cannot be mounted under the policy.
-enum HostPulledLayers {
+public enum HostPulledLayers {
     /// Where the snapshotter keeps layer devices on the node (the overlay's `layer-src-prefix`).
     static let nodeLayerFolder = "/var/lib/containerd/io.containerd.snapshotter.v1.tardev/layers"
     /// Where the agent mounts each layer in the guest, by name.
     static let guestLayerFolder = "/run/kata-containers/sandbox/layers/"
     static let optionPrefix = "io.katacontainers.fs-opt."
+    /// The pause image of AKS confidential nodes (genpolicy's): image facts under this reference pin the
+    /// pause container's layers. cwo does not resolve it by itself yet; `--image-facts` may carry it.
+    public static let aksPauseImage = "mcr.microsoft.com/oss/v2/kubernetes/pause:3.6"
 
     struct Layer: Equatable {
         /// Lowercase hex SHA-256 of the layer's chain ID.
