@@ -109,6 +109,7 @@ struct TarfsLayerTests {
 
     static let longName = "deep/" + String(repeating: "n", count: 120) + ".txt"
     static let longTarget = "/" + String(repeating: "t", count: 130)
+    static let ustarPath = String(repeating: "p", count: 90) + "/" + String(repeating: "q", count: 60) + ".txt"
 
     static let trees: [String: Tree] = [
         // 10240 bytes: not a whole number of 4096-byte blocks.
@@ -122,6 +123,8 @@ struct TarfsLayerTests {
             symlinks: [("bin/sh", "tool"), ("far", longTarget)], hardLinks: [("bin/tool-again", "bin/tool")], fifos: ["pipe"]),
         "PAX names": Tree(files: [(longName, Array("pax\n".utf8))], symlinks: [("far", longTarget)], format: "pax"),
         "a ./ root entry": Tree(directories: ["dir"], files: [("dir/a", Array("a".utf8))], members: ["."]),
+        // ustar splits a long path into prefix and name.
+        "ustar prefix": Tree(files: [(ustarPath, Array("prefixed\n".utf8))], format: "ustar"),
         // Over 128 data blocks: two levels of hashes.
         "many files": Tree(files: (0..<300).map { ("files/f\($0)", randomBytes(3000, seed: UInt64($0))) }),
     ]
@@ -238,6 +241,16 @@ struct TarfsLayerTests {
         let reader = TarfsReader(try TarfsLayerHasher.device(tar: tar))
         #expect(reader.inode(1).mode & 0o170000 == 0o040000)
         #expect(reader.contents(try #require(reader.lookup("dir/a"))) == Array("a".utf8))
+    }
+
+    @Test func ustarPrefixesAndPaxNamesAreRead() async throws {
+        let ustar = try await #require(Self.trees["ustar prefix"]).tar()
+        let reader = TarfsReader(try TarfsLayerHasher.device(tar: ustar))
+        #expect(reader.contents(try #require(reader.lookup(Self.ustarPath))) == Array("prefixed\n".utf8))
+        let pax = try await #require(Self.trees["PAX names"]).tar()
+        let paxReader = TarfsReader(try TarfsLayerHasher.device(tar: pax))
+        #expect(paxReader.contents(try #require(paxReader.lookup(Self.longName))) == Array("pax\n".utf8))
+        #expect(paxReader.contents(try #require(paxReader.lookup("far"))) == Array(Self.longTarget.utf8))
     }
 
     @Test func brokenTarsAreRefused() async throws {
