@@ -43,8 +43,8 @@ struct RegistryLayerTests {
         return Pushed(reference: "\(registry.host)/\(repository):\(tag)", tars: tars)
     }
 
-    func withRegistry(_ body: (TestRegistry, RegistryClient) async throws -> Void) async throws {
-        let registry = try await TestRegistry.start()
+    func withRegistry(tokenAuth: Bool = false, _ body: (TestRegistry, RegistryClient) async throws -> Void) async throws {
+        let registry = try await TestRegistry.start(tokenAuth: tokenAuth)
         let client = try RegistryClient(options: .init(caFile: registry.caFile), logger: Logger(label: "test"))
         var failure: (any Error)?
         do { try await body(registry, client) } catch { failure = error }
@@ -74,6 +74,17 @@ struct RegistryLayerTests {
             let plain = try await client.resolve(image.reference, credentials: credentials)
             #expect(plain.tarfsLayers == nil)
             #expect(plain.layers == facts.layers)
+        }
+    }
+
+    /// Blobs are read with the bearer token the manifest's challenge obtained.
+    @Test func layersAreReadWithBearerTokens() async throws {
+        try await withRegistry(tokenAuth: true) { registry, client in
+            let credentials = RegistryClient.Credentials(username: registry.username, password: registry.password)
+            let image = try await Self.pushTwoLayerImage(registry, repository: "team/tokens", tag: "v1")
+            let facts = try await client.resolve(image.reference, credentials: credentials, tarfsLayers: true)
+            #expect(facts.tarfsLayers?.map(\.diffID) == image.tars.map(TestRegistry.digest))
+            #expect(facts.tarfsLayers?.map(\.rootHash) == (try image.tars.map { try TarfsLayerHasher.layer(tar: $0).rootHash }))
         }
     }
 
