@@ -80,10 +80,11 @@ let package = Package(
             dependencies: httpsClient + [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
-        // The OCI distribution API calls cwo makes: resolve a reference to its digest and image config.
+        // The OCI distribution API calls cwo makes: resolve a reference to its digest and image config, and
+        // (AKS) hash its layers as the node's tardev snapshotter does (gunzip with the system zlib).
         .target(
             name: "OCIRegistry",
-            dependencies: httpsClient + [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: httpsClient + [.product(name: "Crypto", package: "swift-crypto"), .product(name: "CompressNIO", package: "compress-nio")],
             swiftSettings: strict
         ),
         // The ConfidentialWorkload domain: API types, validation, pure builders, key release, the reconciler.
@@ -162,7 +163,7 @@ let package = Package(
         // The KBS admin client against the local HTTPS stand-in: tokens, requests, errors.
         .testTarget(name: "TrusteeKBSTests", dependencies: ["TrusteeKBS", "TestSupport"], swiftSettings: strict),
         // The registry client against the real reference registry: digests, indexes, configs, auth, errors.
-        .testTarget(name: "OCIRegistryTests", dependencies: ["OCIRegistry", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "OCIRegistryTests", dependencies: ["OCIRegistry", "TestSupport", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
         .testTarget(name: "ControllerRuntimeTests", dependencies: ["ControllerRuntime", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ConfidentialWorkloadTests",

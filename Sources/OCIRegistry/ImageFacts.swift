@@ -16,9 +16,12 @@ public struct ImageFacts: Sendable, Hashable, Codable {
     public var workingDir: String
     /// Layer digests, lowest first.
     public var layers: [String]
+    /// The layers as the AKS node mounts them (dm-verity root hashes), lowest first; nil when not computed
+    /// (guest-pull platforms do not need them, and facts files written before them lack the field).
+    public var tarfsLayers: [TarfsLayer]?
 
     public init(digest: String, manifestDigest: String, entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String] = [],
-                user: String = "", workingDir: String = "", layers: [String] = []) {
+                user: String = "", workingDir: String = "", layers: [String] = [], tarfsLayers: [TarfsLayer]? = nil) {
         self.digest = digest
         self.manifestDigest = manifestDigest
         self.entrypoint = entrypoint
@@ -27,5 +30,6 @@ public struct ImageFacts: Sendable, Hashable, Codable {
         self.user = user
         self.workingDir = workingDir
         self.layers = layers
+        self.tarfsLayers = tarfsLayers
     }
 }

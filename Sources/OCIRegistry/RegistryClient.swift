@@ -44,6 +44,8 @@ public final class RegistryClient: Sendable {
     public let options: Options
     let http: HTTPClient
     let logger: Logger
+    /// Layer root hashes by blob digest, for the lifetime of this client.
+    let tarfsCache = TarfsLayerCache()
 
     public init(options: Options = Options(), logger: Logger) throws {
         self.options = options
@@ -67,8 +69,10 @@ public final class RegistryClient: Sendable {
         _ = http.shutdown()
     }
 
-    /// The facts of `reference` (as a pod template writes it) for `linux/amd64`.
-    public func resolve(_ reference: String, credentials: Credentials? = nil) async throws(RegistryError) -> ImageFacts {
+    /// The facts of `reference` (as a pod template writes it) for `linux/amd64`. With `tarfsLayers` (the
+    /// AKS platform only: it downloads every layer once) also each layer's dm-verity root hash as the node
+    /// computes it.
+    public func resolve(_ reference: String, credentials: Credentials? = nil, tarfsLayers: Bool = false) async throws(RegistryError) -> ImageFacts {
         guard let image = ImageReference(reference) else {
             throw RegistryError(kind: .notFound, message: "\"\(reference)\" is not an image reference", request: reference)
         }
@@ -93,10 +97,11 @@ public final class RegistryClient: Sendable {
             throw RegistryError(kind: .manifestUnsupported, message: "the image config \(configDigest) is not a JSON object", request: "\(image)")
         }
         let settings = object["config"] as? [String: Any] ?? [:]
+        let hashed = tarfsLayers ? try await self.tarfsLayers(manifest: manifest.json, config: object, session: session) : nil
         return ImageFacts(
             digest: top.digest, manifestDigest: manifest.digest,
             entrypoint: settings["Entrypoint"] as? [String], cmd: settings["Cmd"] as? [String], env: settings["Env"] as? [String] ?? [],
-            user: settings["User"] as? String ?? "", workingDir: settings["WorkingDir"] as? String ?? "", layers: layers)
+            user: settings["User"] as? String ?? "", workingDir: settings["WorkingDir"] as? String ?? "", layers: layers, tarfsLayers: hashed)
     }
 
     /// The `linux/amd64` entry of an index (any variant).

@@ -112,6 +112,10 @@ struct Run: AsyncParsableCommand {
           help: "Resolve the template's images in their registries (with the pods' image pull secrets, where cwo may read them): lock them to digests and pin their config in the policy.")
     var resolveImages = true
 
+    @Flag(inversion: .prefixedNo,
+          help: "For AKS workloads (kata-cc), download each image layer once and compute its dm-verity root hash as the node does, so that the layers the node pulls are allowed and pinned in the policy (the default; CoCo workloads pull in the guest and need no layers).")
+    var hashImageLayers = true
+
     @Option(help: "PEM file of extra CAs to trust for image registries (a private registry's CA).")
     var registryCaFile: String?
 
@@ -267,8 +271,11 @@ extension Run {
         var options = RegistryClient.Options(caFile: registryCaFile)
         options.observer = { WorkloadMetrics.registryRequest(code: $0) }
         let registry = try RegistryClient(options: options, logger: Logger(label: "cwo.registry"))
-        return ImageResolver(lookup: { request throws(RegistryError) in try await registry.resolve(request.reference, credentials: request.credentials) },
-                             ttl: .seconds(imageResync))
+        return ImageResolver(
+            lookup: { request throws(RegistryError) in
+                try await registry.resolve(request.reference, credentials: request.credentials, tarfsLayers: request.tarfsLayers)
+            },
+            ttl: .seconds(imageResync), hashLayersForHostPull: hashImageLayers)
     }
 
     func makeKBSBroker(logger: Logger) throws -> KBSBroker? {

@@ -1,6 +1,7 @@
 @testable import ConfidentialWorkload
 import Foundation
 import KubernetesClient
+import OCIRegistry
 import Testing
 
 /// genpolicy's own policy test cases (`shared/peer/genpolicy`, see its README): each pod becomes a
@@ -61,7 +62,7 @@ struct GenpolicyConformanceTests {
 
     /// The pod as a workload: its template, its namespace, the policy settings of a workload that sets none.
     /// A pod.yaml without a namespace was applied with `-n`: the workload lives where its cases ran.
-    static func policy(_ pod: JSONValue, cases: [Case]) -> AgentPolicy {
+    static func policy(_ pod: JSONValue, cases: [Case], images: [String: ImageFacts] = [:]) -> AgentPolicy {
         let metadata = pod["metadata"] ?? [:]
         let isDeployment = pod["kind"]?.stringValue == "Deployment"
         let template: JSONValue = isDeployment ? pod[path: ["spec", "template"]] ?? [:] : ["metadata": metadata, "spec": pod["spec"] ?? [:]]
@@ -70,7 +71,8 @@ struct GenpolicyConformanceTests {
         let name = metadata["name"]?.stringValue
         let pods: PolicyBuilder.PodNames = isDeployment ? .deployment(name ?? "")
             : name.map { .pod($0) } ?? .generated(metadata["generateName"]?.stringValue ?? "")
-        return PolicyBuilder.generate(template: template, namespace: namespace, settings: PolicySettings(), workloadIdentity: false, pods: pods)
+        return PolicyBuilder.generate(template: template, namespace: namespace, settings: PolicySettings(), workloadIdentity: false, pods: pods,
+                                      images: images)
     }
 
     /// The agent asks `data.agent_policy.<request message>` for every RPC: each must have a default.

@@ -59,10 +59,16 @@ public struct DesiredState: Sendable {
     /// container's), so that every one is resolved and locked. The template's alone for a spec that does
     /// not parse.
     public static func images(_ workload: ConfidentialWorkload) -> [String] {
-        guard case .success(let spec) = WorkloadSpec.parse(workload) else { return templateImages(workload.spec?["template"]) }
+        imageNeeds(workload).references
+    }
+
+    /// `images(_:)`, and whether the node pulls their layers (AKS), so that the policy needs their
+    /// dm-verity root hashes (and the pause image's).
+    public static func imageNeeds(_ workload: ConfidentialWorkload) -> (references: [String], hostPulledLayers: Bool) {
+        guard case .success(let spec) = WorkloadSpec.parse(workload) else { return (templateImages(workload.spec?["template"]), false) }
         var template = DeploymentBuilder.podTemplate(for: workload, spec: spec)
         _ = spec.platform.artifacts.prepare(&template, workload: workload.metadata.name ?? "", spec: spec, context: BuildContext())
-        return templateImages(template)
+        return (templateImages(template), spec.platform == .aks)
     }
 
     static func templateImages(_ template: JSONValue?) -> [String] {
@@ -83,11 +89,15 @@ public struct DesiredState: Sendable {
 
         let platform = spec.platform.artifacts
         let placement = platform.prepare(&template, workload: name, spec: spec, context: context)
-        let imageFacts = ImageLock.apply(to: &template, facts: context.imageFacts, lock: spec.images.lockDigests)
+        var imageFacts = ImageLock.apply(to: &template, facts: context.imageFacts, lock: spec.images.lockDigests)
         if spec.images.lockDigests {
             // An image cwo runs by digest needs no advice to pin it.
             let locked = Set(context.imageFacts.keys)
             spec.warnings.removeAll { warning in locked.contains { warning.hasPrefix("image \($0) ") && warning.contains("by digest") } }
+        }
+        // Not a template image, but its layers are the node's to pull on AKS like the template's.
+        if spec.platform == .aks, let pause = context.imageFacts[HostPulledLayers.aksPauseImage] {
+            imageFacts[HostPulledLayers.aksPauseImage] = pause
         }
 
         // The policy is made from the final template: every container cwo added is in it.
@@ -149,7 +159,7 @@ public struct DesiredState: Sendable {
             serviceAccount: serviceAccount, configMap: configMap, conditions: [], imageFacts: imageFacts)
         state.conditions = ArtifactConditions.inputs(state, nativeSidecars: context.nativeSidecars)
         if let problems = context.imageProblems {
-            state.conditions.append(ImagesResolved.condition(facts: context.imageFacts, problems: problems))
+            state.conditions.append(ImagesResolved.condition(facts: context.imageFacts.filter { $0.key != HostPulledLayers.aksPauseImage }, problems: problems))
             state.images = (spec.initContainers + spec.containers).compactMap { container in
                 context.imageFacts[container.image].map { ImageStatus(name: container.name, reference: container.image, digest: $0.digest) }
             }
@@ -186,7 +196,15 @@ public enum ArtifactConditions {
                 assumed.append("a container whose template sets no runAsUser/runAsGroup/workingDir runs as UID 0 in / (images not resolved: \(unresolved.compactMap { $0["name"]?.stringValue }.joined(separator: ", ")))")
             }
             if spec.platform == .aks {
-                assumed.append("image layers pulled on the host (dm-verity) are denied: their hashes are not known yet, so images must be pulled in the guest")
+                // Layers the node pulls are allowed only with the root hashes cwo computed from the registry.
+                let unhashed = ((podSpec["initContainers"]?.arrayValue ?? []) + (podSpec["containers"]?.arrayValue ?? []))
+                    .filter { state.imageFacts[$0["image"]?.stringValue ?? ""]?.tarfsLayers?.isEmpty ?? true }
+                    .compactMap { $0["name"]?.stringValue }
+                let pauseHashed = !(state.imageFacts[HostPulledLayers.aksPauseImage]?.tarfsLayers?.isEmpty ?? true)
+                let denied = (pauseHashed ? [] : ["the pause container"]) + unhashed
+                if !denied.isEmpty {
+                    assumed.append("image layers pulled on the host (dm-verity) are allowed only with the root hashes cwo computed from the registry (cwo run --hash-image-layers), so these images must be pulled in the guest: \(denied.joined(separator: ", "))")
+                }
             }
             if !assumed.isEmpty { policyMessage += "; assumed without the image config: " + assumed.joined(separator: "; ") }
         }

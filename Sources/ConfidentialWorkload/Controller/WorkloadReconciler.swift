@@ -112,12 +112,17 @@ public final class WorkloadReconciler: Reconciler {
         var refresh = ReconcileResult.done
         if let images {
             // What is known now; the rest is looked up elsewhere, and the workload requeued when it arrives.
-            let references = DesiredState.images(workload)
+            let (references, hostPulled) = DesiredState.imageNeeds(workload)
+            let layers = hostPulled && images.hashLayersForHostPull
             let pulls = await pullCredentials?.secrets(podSpec: workload.spec?[path: ["template", "spec"]], namespace: key.namespace) ?? PullSecrets()
-            let requests = references.map { reference in
-                ImageResolver.Request(reference, credentials: ImageReference(reference).flatMap(pulls.credentials(for:)))
+            func request(_ reference: String) -> ImageResolver.Request {
+                ImageResolver.Request(reference, credentials: ImageReference(reference).flatMap(pulls.credentials(for:)), tarfsLayers: layers)
             }
-            let outcomes = await images.facts(for: requests, waiter: key)
+            // The node pulls the pause image's layers too; its facts only serve the policy (no condition,
+            // no hold: without them the policy denies those layers and PolicyReady says so).
+            let pause = layers ? [HostPulledLayers.aksPauseImage] : []
+            let outcomes = await images.facts(for: (references + pause).map(request), waiter: key)
+            for reference in pause { context.imageFacts[reference] = outcomes[reference]?.facts }
             var problems: [String: ImageProblem] = [:]
             for reference in references {
                 if let outcome = outcomes[reference] {
@@ -196,6 +201,10 @@ public final class WorkloadReconciler: Reconciler {
         let result = DesiredState.build(workload, context: context).map { state in
             var kept = state
             kept.policy.text = ""
+            // Remembered for every workload: keep measurements, not documents (the template is in the
+            // cache's spec, the initdata and the policy in the Deployment).
+            kept.initData = state.initData?.measurementOnly
+            kept.spec.template = .null
             kept.deployment["spec"] = PolicyDigest.project(deployment: state.deployment["spec"])
             return kept
         }

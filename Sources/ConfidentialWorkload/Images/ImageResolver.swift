@@ -19,14 +19,17 @@ public actor ImageResolver {
         public var failure: ImageProblem?
     }
 
-    /// One reference and the credentials its workload pulls it with (nil: anonymous).
+    /// One reference, the credentials its workload pulls it with (nil: anonymous), and whether its layers'
+    /// dm-verity root hashes are needed (a node that pulls the layers itself: AKS).
     public struct Request: Sendable, Hashable {
         public var reference: String
         public var credentials: RegistryClient.Credentials?
+        public var tarfsLayers: Bool
 
-        public init(_ reference: String, credentials: RegistryClient.Credentials? = nil) {
+        public init(_ reference: String, credentials: RegistryClient.Credentials? = nil, tarfsLayers: Bool = false) {
             self.reference = reference
             self.credentials = credentials
+            self.tarfsLayers = tarfsLayers
         }
     }
 
@@ -51,8 +54,13 @@ public actor ImageResolver {
     /// Registry lookups made (each one resolution of one reference).
     public private(set) var lookups = 0
 
-    public init(lookup: @escaping Lookup, ttl: Duration = .seconds(600), retryFailures: Duration = .seconds(30), concurrency: Int = 4) {
+    /// Whether workloads whose node pulls the layers (AKS) ask for the layers' root hashes.
+    public nonisolated let hashLayersForHostPull: Bool
+
+    public init(lookup: @escaping Lookup, ttl: Duration = .seconds(600), retryFailures: Duration = .seconds(30), concurrency: Int = 4,
+                hashLayersForHostPull: Bool = false) {
         self.lookup = lookup
+        self.hashLayersForHostPull = hashLayersForHostPull
         self.ttl = ttl
         self.retryFailures = retryFailures
         self.concurrency = max(1, concurrency)
@@ -123,7 +131,8 @@ public actor ImageResolver {
 
     private func resolve(_ request: Request) async {
         lookups += 1
-        var outcome = entries[request]?.outcome ?? Outcome()
+        let before = entries[request]?.outcome
+        var outcome = before ?? Outcome()
         do {
             outcome = Outcome(facts: try await lookup(request))
         } catch {
@@ -134,6 +143,9 @@ public actor ImageResolver {
         let (count, bytes) = footprint()
         WorkloadMetrics.imageLookup(cacheEntries: count, cacheBytes: bytes)
         let told = waiters.removeValue(forKey: request) ?? []
+        // An answer that did not change (a registry still down, a tag still on its digest) changes no
+        // workload: reconciling all its waiters again would only cost CPU.
+        guard outcome != before else { return }
         for key in told.sorted() { await notify(key) }
     }
 }

@@ -49,6 +49,17 @@ public struct InitData: Sendable, Hashable {
         annotationValue = Data(gzipped.readableBytesView).base64EncodedString()
     }
 
+    private init(algorithm: CoCoSettings.Algorithm, digest: [UInt8]) {
+        document = ""
+        self.algorithm = algorithm
+        self.digest = digest
+        annotationValue = ""
+    }
+
+    /// Only the measurement (algorithm and digest): what a remembered desired state needs, without the
+    /// ~50 KB document and its annotation.
+    var measurementOnly: InitData { InitData(algorithm: algorithm, digest: digest) }
+
     /// The attestation agent's configuration: get tokens from this KBS.
     static func attestationAgentConfig(url: String, certificate: String?) -> String {
         var text = "[token_configs]\n[token_configs.kbs]\nurl = \(TOML.string(url))\n"

@@ -19,7 +19,14 @@ struct ContainerExpectation {
     /// The pause container: the sandbox's first container, the same in every pod but for the pod's user and
     /// seccomp.
     var pause: JSONValue {
-        user(podUser(container: [:], defaultID: 65535)).adding([
+        var expectation = user(podUser(container: [:], defaultID: 65535))
+        // The AKS node pulls its pause image itself too: its layers are pinned when the facts name them.
+        let layers = HostPulledLayers.layers(images[HostPulledLayers.aksPauseImage]?.tarfsLayers ?? [])
+        if !layers.isEmpty {
+            expectation["layers"] = HostPulledLayers.policyData(layers)
+            expectation["layer_overlay_options"] = RuntimeFacts.strings(HostPulledLayers.overlayOptions(layers))
+        }
+        return expectation.adding([
             "cri_type": "sandbox", "kata_type": "pod_sandbox", "name": "", "seccomp": .bool(podSeccomp), "privileged": false,
             "images": [], "pull_sources": RuntimeFacts.strings([RuntimeFacts.pauseImageSource]),
             "args": RuntimeFacts.strings(RuntimeFacts.pauseArgs), "args_tail": [],
@@ -48,7 +55,13 @@ struct ContainerExpectation {
         // The image's variables, each unless the template sets that name itself.
         let imageEnv = (facts?.env ?? []).filter { !environment.names.contains(String($0.prefix { $0 != "=" })) }
         let mounts = volumeMounts(container)
+        // On AKS the node may pull the image itself: its layers are then pinned by their root hashes.
+        let layers = HostPulledLayers.layers(facts?.tarfsLayers ?? [])
         var expectation = user(podUser(container: security, defaultID: 0, image: facts.map { ImageUser($0.user) ?? ImageUser() }))
+        if !layers.isEmpty {
+            expectation["layers"] = HostPulledLayers.policyData(layers)
+            expectation["layer_overlay_options"] = RuntimeFacts.strings(HostPulledLayers.overlayOptions(layers))
+        }
         if facts != nil {
             // Read by the rules instead of policy_data.image_env_names: nothing is guessed for this image.
             expectation["image_env_names"] = RuntimeFacts.strings(Array(Set(allowedEnvVars)).sorted())

@@ -422,9 +422,10 @@ enum PolicyRules {
         	}
         }
 
-        # ---- Storages: the image the guest pulls and the container's volumes, each once.
+        # ---- Storages: the image the guest pulls and the container's volumes, each once...
 
         storages_match(expected, storages, bundle) if {
+        	input.OCI.Root.Path == concat("", ["/run/kata-containers/", bundle, "/rootfs"])
         	volume_storages := [s | some s in storages; s.driver != "image_guest_pull"]
         	count(volume_storages) == count(expected.storages)
         	every storage in storages {
@@ -456,6 +457,57 @@ enum PolicyRules {
         	storage_mounted_at(candidate, storage)
         }
 
+        # ...or (AKS) the image's layers as the node pulled them, for an image whose layers cwo hashed: one
+        # dm-verity tar device per layer, topmost first, each with the root hash of the registry's bytes; then
+        # their overlay as the container's root; then the container's volumes. Nothing else, in this order.
+        storages_match(expected, storages, bundle) if {
+        	layers := object.get(expected, "layers", [])
+        	count(layers) > 0
+        	count(storages) == count(layers) + 1 + count(expected.storages)
+        	every i, layer in layers {
+        		layer_storage_matches(layer, storages[i])
+        	}
+        	overlay_storage_matches(expected, storages[count(layers)], bundle)
+        	every storage in array.slice(storages, count(layers) + 1, count(storages)) {
+        		storage.driver != "image_guest_pull"
+        		storage_allowed(expected, storage, bundle)
+        	}
+        }
+
+        # The device's content is pinned by its root hash, whichever device (source) the runtime attaches.
+        layer_storage_matches(layer, storage) if {
+        	storage.driver == "blk"
+        	count(storage.driver_options) == 0
+        	storage.fstype == "tar"
+        	storage.options == layer.options
+        	storage.mount_point == layer.mount_point
+        	storage.fs_group == null
+        	object.get(storage, "shared", false) == false
+        }
+
+        overlay_storage_matches(expected, storage, bundle) if {
+        	storage.driver == "overlayfs"
+        	count(storage.driver_options) == 0
+        	storage.source == "none"
+        	storage.fstype == "fuse3.kata-overlay"
+        	storage.options == expected.layer_overlay_options
+        	storage.mount_point == concat("", ["/run/kata-containers/shared/containers/", bundle, "/rootfs"])
+        	storage.mount_point == input.OCI.Root.Path
+        	storage.fs_group == null
+        	object.get(storage, "shared", false) == false
+        }
+
+        # A storage of the image's host-pulled layers (for explanations; storages_match pins their order).
+        image_layer_storage(expected, storage, bundle) if {
+        	some layer in object.get(expected, "layers", [])
+        	layer_storage_matches(layer, storage)
+        }
+
+        image_layer_storage(expected, storage, bundle) if {
+        	count(object.get(expected, "layers", [])) > 0
+        	overlay_storage_matches(expected, storage, bundle)
+        }
+
         # A block device is mounted where its address says; a memory-backed one under the sandbox's ephemeral folder.
         storage_mounted_at(candidate, storage) if {
         	candidate.driver == "blk"
@@ -467,7 +519,9 @@ enum PolicyRules {
         	regex.match(candidate.mount_point, storage.mount_point)
         }
 
-        # ---- The root: /run/kata-containers/<bundle>/rootfs; <bundle> names the container's copied files.
+        # ---- The root: /run/kata-containers/<bundle>/rootfs where the guest pulls the image, or
+        # /run/kata-containers/shared/containers/<bundle>/rootfs where the node's layers are overlaid (the
+        # storages say which may be used); <bundle> names the container's copied files.
 
         bundle_id(root) := bundle if {
         	parts := split(root, "/")
@@ -475,6 +529,15 @@ enum PolicyRules {
         	concat("/", [parts[0], parts[1], parts[2]]) == "/run/kata-containers"
         	parts[4] == "rootfs"
         	bundle := parts[3]
+        	regex.match("^[a-z0-9][a-z0-9.-]*$", bundle)
+        }
+
+        bundle_id(root) := bundle if {
+        	parts := split(root, "/")
+        	count(parts) == 7
+        	concat("/", [parts[0], parts[1], parts[2], parts[3], parts[4]]) == "/run/kata-containers/shared/containers"
+        	parts[6] == "rootfs"
+        	bundle := parts[5]
         	regex.match("^[a-z0-9][a-z0-9.-]*$", bundle)
         }
 
