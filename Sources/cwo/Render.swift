@@ -68,7 +68,7 @@ struct ClusterAssumptions: ParsableArguments {
     @Option(help: "File with the KBS CA certificate a CoCo workload's spec.kbs.caConfigMapRef holds (PEM).")
     var kbsCaFile: String?
 
-    @Option(help: "JSON file of image facts as cwo resolves them in the cluster: an object from image reference (as the template writes it) to {digest, manifestDigest, entrypoint, cmd, env, user, workingDir, layers}; `cwo policy --output image-facts --resolve` writes one.")
+    @Option(help: "JSON file of image facts as cwo resolves them in the cluster: an object from image reference (as the template writes it) to {digest, manifestDigest, entrypoint, cmd, env, user, workingDir, layers, tarfsLayers}; `cwo policy --output image-facts --resolve` writes one.")
     var imageFacts: String?
 
     @Flag(help: "Resolve the templates' images in their registries now, with the lookups cwo run makes (images --image-facts gives are not looked up); an image that cannot be resolved is an error.")
@@ -84,7 +84,15 @@ struct ClusterAssumptions: ParsableArguments {
     func context(for workloads: [ConfidentialWorkload]) async throws -> BuildContext {
         var context = try context()
         guard resolve else { return context }
-        let references = Set(workloads.flatMap(DesiredState.images)).subtracting(context.imageFacts.keys).sorted()
+        // As cwo run asks: AKS workloads' images with their layers' root hashes, and the pause image's.
+        var layered: Set<String> = []
+        var all: Set<String> = []
+        for workload in workloads {
+            let (references, hostPulled) = DesiredState.imageNeeds(workload)
+            all.formUnion(references)
+            if hostPulled { layered.formUnion(references + [HostPulledLayers.aksPauseImage]) }
+        }
+        let references = all.union(layered).subtracting(context.imageFacts.keys).sorted()
         var secrets = PullSecrets()
         if let registryConfig {
             guard let data = FileManager.default.contents(atPath: registryConfig) else { throw ValidationError("cannot read \(registryConfig)") }
@@ -94,7 +102,11 @@ struct ClusterAssumptions: ParsableArguments {
         var failure: (any Error)?
         for reference in references {
             do {
-                context.imageFacts[reference] = try await registry.resolve(reference, credentials: ImageReference(reference).flatMap(secrets.credentials(for:)))
+                context.imageFacts[reference] = try await registry.resolve(
+                    reference, credentials: ImageReference(reference).flatMap(secrets.credentials(for:)), tarfsLayers: layered.contains(reference))
+            } catch where reference == HostPulledLayers.aksPauseImage && !all.contains(reference) {
+                // As in the cluster: without the pause image's facts the policy denies its host-pulled layers.
+                FileHandle.standardError.write(Data("warning: \(reference) (the AKS pause image): \(error.reason): \(error); the policy denies its host-pulled layers\n".utf8))
             } catch {
                 failure = CLIError("image \(reference): \(error.reason): \(error)")
                 break

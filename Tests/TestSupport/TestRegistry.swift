@@ -170,27 +170,38 @@ public final class TestRegistry: Sendable {
     public static let manifestType = "application/vnd.oci.image.manifest.v1+json"
     public static let indexType = "application/vnd.oci.image.index.v1+json"
 
-    /// Builds and pushes a one-layer image: a tar of one file holding `content`, an image config with
-    /// `config` (Entrypoint, Cmd, Env, User, WorkingDir as the OCI config names them) for `architecture`,
-    /// and its manifest, tagged `tag` (by digest only when nil).
+    /// Builds and pushes a one-layer image: a gzip'd tar of one file holding `content` (as images are
+    /// pushed, and as the AKS node's snapshotter requires), an image config with `config` (Entrypoint,
+    /// Cmd, Env, User, WorkingDir as the OCI config names them) for `architecture`, and its manifest,
+    /// tagged `tag` (by digest only when nil).
     @discardableResult
     public func pushImage(_ repository: String, tag: String?, config: [String: Any], content: String = UUID().uuidString,
                           architecture: String = "amd64") async throws -> Image {
-        let layer = try await Self.layerTar(file: "hello.txt", content: content)
+        let tar = try await Self.layerTar(file: "hello.txt", content: content)
+        let layer = try await Self.gzip(tar)
         let layerDigest = try await pushBlob(repository, layer)
         let configJSON: [String: Any] = [
             "architecture": architecture, "os": "linux", "config": config,
-            "rootfs": ["type": "layers", "diff_ids": [layerDigest]],
+            "rootfs": ["type": "layers", "diff_ids": [Self.digest(tar)]],
         ]
         let configBytes = try Self.json(configJSON)
         let configDigest = try await pushBlob(repository, configBytes)
         let manifest = try Self.json([
             "schemaVersion": 2, "mediaType": Self.manifestType,
             "config": ["mediaType": "application/vnd.oci.image.config.v1+json", "digest": configDigest, "size": configBytes.count],
-            "layers": [["mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layerDigest, "size": layer.count]],
+            "layers": [["mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layerDigest, "size": layer.count]],
         ])
         let digest = try await pushManifest(repository, reference: tag ?? Self.digest(manifest), manifest, mediaType: Self.manifestType)
         return Image(digest: digest, configDigest: configDigest, layers: [layerDigest], manifest: manifest)
+    }
+
+    /// `bytes` through gzip(1) without a name or time stamp.
+    static func gzip(_ bytes: [UInt8]) async throws -> [UInt8] {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cwo-gzip-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path); try? FileManager.default.removeItem(atPath: path + ".gz") }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        _ = try await runCommand(["gzip", "-n", "-f", path])
+        return Array(try Data(contentsOf: URL(fileURLWithPath: path + ".gz")))
     }
 
     /// Pushes an index of already pushed images, one per `(image, architecture)`, tagged `tag`; its digest.
