@@ -52,6 +52,27 @@ public struct DesiredState: Sendable {
     /// With image resolution on: each template container whose image has facts (`status.images`).
     public var images: [ImageStatus]?
 
+    /// The desired state in the cache's form: no policy text (its hash is kept), measurements rather than
+    /// documents (the template is in the workload's spec, the initdata in the Deployment), and the
+    /// Deployment's policy annotation replaced by its digest (see `PolicyDigest`), so it compares with the
+    /// cached Deployment. `DesiredState.build` gives the body to write.
+    public var comparable: DesiredState {
+        var kept = self
+        kept.policy.text = ""
+        kept.initData = initData?.measurementOnly
+        kept.spec.template = .null
+        kept.deployment["spec"] = PolicyDigest.project(deployment: deployment["spec"])
+        return kept
+    }
+
+    /// What cwo remembers of a `comparable` state for every workload: the state without its Deployment,
+    /// and the Deployment serialized (a quarter of the memory of its tree).
+    public var remembered: (state: DesiredState, deployment: CompactJSON) {
+        var kept = self
+        kept.deployment = [:]
+        return (kept, CompactJSON(deployment))
+    }
+
     /// The objects in apply order (the service account before the pods that use it).
     public var objects: [JSONValue] { [serviceAccount, configMap, deployment].compactMap { $0 } }
 

@@ -198,21 +198,13 @@ public final class WorkloadReconciler: Reconciler {
             return memo.state
         }
         let start = ContinuousClock.now
-        let result = DesiredState.build(workload, context: context).map { state in
-            var kept = state
-            kept.policy.text = ""
-            // Remembered for every workload: keep measurements, not documents (the template is in the
-            // cache's spec, the initdata and the policy in the Deployment).
-            kept.initData = state.initData?.measurementOnly
-            kept.spec.template = .null
-            kept.deployment["spec"] = PolicyDigest.project(deployment: state.deployment["spec"])
-            return kept
-        }
+        let result = DesiredState.build(workload, context: context).map(\.comparable)
         WorkloadMetrics.policyGenerated(seconds: (ContinuousClock.now - start).seconds)
         var memo = WorkloadMemory.BuildMemo(spec: spec, context: context, result: result)
         if case .success(let state) = result {
-            memo.deployment = CompactJSON(state.deployment)
-            memo.result = .success({ var kept = state; kept.deployment = [:]; return kept }())
+            let (kept, deployment) = state.remembered
+            memo.deployment = deployment
+            memo.result = .success(kept)
         }
         memories.update(key, uid: uid) { [memo] in $0.build = memo }
         return result
