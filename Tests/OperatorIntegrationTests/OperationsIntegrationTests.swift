@@ -22,7 +22,7 @@ struct OperationsIntegrationTests {
             let metrics = metricsPort
             let probes = probePort
             process = try BackgroundProcess([
-                try cwoBinary, "run", "--kubeconfig", cluster.adminKubeconfig, "--namespace", namespace, "--leader-elect",
+                try cwoBinary, "run", "--no-resolve-images", "--kubeconfig", cluster.adminKubeconfig, "--namespace", namespace, "--leader-elect",
                 "--leader-election-namespace", namespace, "--leader-election-id", lease,
                 "--metrics-bind-address", "127.0.0.1:\(metrics)", "--health-probe-bind-address", "127.0.0.1:\(probes)",
             ] + extra)

@@ -49,7 +49,7 @@ struct FaultTests {
         try await cluster.installCRDs(admin)
         try await Self.ensureRuntimeClass(admin)
         let namespace = try await admin.makeTestNamespace("restart")
-        let cwo = try BackgroundProcess([try cwoBinary, "run", "--kubeconfig", cluster.adminKubeconfig, "--namespace", namespace,
+        let cwo = try BackgroundProcess([try cwoBinary, "run", "--no-resolve-images", "--kubeconfig", cluster.adminKubeconfig, "--namespace", namespace,
             "--metrics-bind-address", "0", "--health-probe-bind-address", "0"])
         defer { cwo.stop() }
 
@@ -85,7 +85,7 @@ struct FaultTests {
         defer { Task { try? await admin.shutdown() } }
         try await Self.ensureRuntimeClass(admin)
         let namespace = try await admin.makeTestNamespace("kill9")
-        let arguments = [try cwoBinary, "run", "--kubeconfig", cluster.adminKubeconfig, "--namespace", namespace, "--concurrency", "8",
+        let arguments = [try cwoBinary, "run", "--no-resolve-images", "--kubeconfig", cluster.adminKubeconfig, "--namespace", namespace, "--concurrency", "8",
             "--metrics-bind-address", "0", "--health-probe-bind-address", "0"]
         let first = try BackgroundProcess(arguments)
         defer { first.stop() }

@@ -25,7 +25,7 @@ struct ProxyFaultTests {
         let token = try String(contentsOfFile: cluster.directory + "/admin.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let proxy = try await FaultProxy.start(upstreamPort: apiserverPort, upstreamCAFile: cluster.directory + "/ca.crt")
         defer { Task { await proxy.stop() } }
-        let cwo = try BackgroundProcess([try cwoBinary, "run", "--kubeconfig", try proxy.writeKubeconfig(token: token), "--namespace", namespace,
+        let cwo = try BackgroundProcess([try cwoBinary, "run", "--no-resolve-images", "--kubeconfig", try proxy.writeKubeconfig(token: token), "--namespace", namespace,
             "--metrics-bind-address", "0", "--health-probe-bind-address", "0"])
         defer { cwo.stop() }
         for index in 0..<5 { let _: UntypedObject = try await admin.create(ConfidentialWorkload.resource, namespace: namespace, try UntypedObject(workloadBody("w\(index)"))) }

@@ -16,7 +16,7 @@ struct SecurityTests {
         let admin = try cluster.adminClient()
         defer { Task { try? await admin.shutdown() } }
         let namespace = try await admin.makeTestNamespace("secrets")
-        let cwo = try BackgroundProcess([try cwoBinary, "run", "--kubeconfig", cluster.adminKubeconfig, "--namespace", namespace, "--log-level", "trace",
+        let cwo = try BackgroundProcess([try cwoBinary, "run", "--no-resolve-images", "--kubeconfig", cluster.adminKubeconfig, "--namespace", namespace, "--log-level", "trace",
             "--log-format", "json", "--metrics-bind-address", "0", "--health-probe-bind-address", "0"])
         defer { cwo.stop() }
         let _: UntypedObject = try await admin.create(ConfidentialWorkload.resource, namespace: namespace, try UntypedObject(workloadBody("kept", keyVault: true)))

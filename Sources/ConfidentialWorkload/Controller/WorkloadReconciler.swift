@@ -73,7 +73,8 @@ public final class WorkloadReconciler: Reconciler {
             generation: workload.metadata.generation ?? 0, deploymentName: key.name, specErrors: nil, runtimeClassName: nil,
             runtimeClassExists: false, deployment: caches.deployments.get(key))
         var warnings: [String] = []
-        switch desiredState(workload, key: key, context: context) {
+        let (desired, body) = desiredState(workload, key: key, context: context)
+        switch desired {
         case .failure(let errors):
             // Leave a running Deployment alone: an invalid edit must not take a working workload down.
             observation.specErrors = errors
@@ -88,7 +89,7 @@ public final class WorkloadReconciler: Reconciler {
             }
             if let release { result = result.sooner(.requeue(after: release.recheck)) }
             let (deployment, keyReleaseCondition) = try await reconcileDeployment(
-                workload, state: state, context: context, release: release, key: key, logger: logger)
+                workload, state: state, body: body, context: context, release: release, key: key, logger: logger)
             observation.record(state, keyReleaseCondition: keyReleaseCondition, release: release, deployment: deployment, workload: key.name)
             observation.runtimeClassExists = caches.runtimeClasses.get(ObjectKey(namespace: "", name: state.spec.runtimeClassName)) != nil
         }
@@ -189,16 +190,19 @@ public final class WorkloadReconciler: Reconciler {
     /// The desired state, built again only when the workload's spec, identity or context changed. Its
     /// Deployment is in the cache's form (see `PolicyDigest`): compare it with the cache, and call
     /// `DesiredState.build` again for the body to write.
-    func desiredState(_ workload: ConfidentialWorkload, key: ObjectKey, context: BuildContext) -> Result<DesiredState, SpecErrors> {
+    /// `body`: the full Deployment to write, when this call built it (a new or changed workload: the
+    /// write that follows needs no second build); nil when the memo answered.
+    func desiredState(_ workload: ConfidentialWorkload, key: ObjectKey, context: BuildContext) -> (Result<DesiredState, SpecErrors>, body: JSONValue?) {
         let uid = workload.metadata.uid
         // The spec as serialized bytes: exact, and a quarter of the memory of a second tree (the cache's
         // copy is replaced by every watch event, so the memo would otherwise hold its own).
         let spec = workload.compactSpec
         if let memo = memories.read(key, uid: uid).build, memo.context == context, memo.spec == spec {
-            return memo.state
+            return (memo.state, nil)
         }
         let start = ContinuousClock.now
-        let result = DesiredState.build(workload, context: context).map(\.comparable)
+        let built = DesiredState.build(workload, context: context)
+        let result = built.map(\.comparable)
         WorkloadMetrics.policyGenerated(seconds: (ContinuousClock.now - start).seconds)
         var memo = WorkloadMemory.BuildMemo(spec: spec, context: context, result: result)
         if case .success(let state) = result {
@@ -207,7 +211,7 @@ public final class WorkloadReconciler: Reconciler {
             memo.result = .success(kept)
         }
         memories.update(key, uid: uid) { [memo] in $0.build = memo }
-        return result
+        return (result, try? built.get().deployment)
     }
 
     // MARK: - 3. Bindings (ServiceAccount, release-policy ConfigMap)
@@ -252,7 +256,8 @@ public final class WorkloadReconciler: Reconciler {
     /// Applies the Deployment unless the key release holds the rollout; returns the Deployment as it now
     /// is and the `KeyReleaseBound` condition to show.
     func reconcileDeployment(
-        _ workload: ConfidentialWorkload, state: DesiredState, context: BuildContext, release: KeyReleaseOutcome?, key: ObjectKey, logger: Logger
+        _ workload: ConfidentialWorkload, state: DesiredState, body: JSONValue?, context: BuildContext, release: KeyReleaseOutcome?, key: ObjectKey,
+        logger: Logger
     ) async throws -> (Deployment?, ConditionInput?) {
         let cached = caches.deployments.get(key)
         // The cache keeps the Deployment's spec serialized: parse it once for this reconcile.
@@ -277,7 +282,7 @@ public final class WorkloadReconciler: Reconciler {
         }
         let applied: Deployment? = try await apply(
             .deployments, state.deployment, live: live, version: cached?.resourceVersion, child: key, of: workload, logger: logger,
-            body: { (try? DesiredState.build(workload, context: context).get().deployment) ?? state.deployment })
+            body: { body ?? (try? DesiredState.build(workload, context: context).get().deployment) ?? state.deployment })
         return (applied ?? cached, condition)
     }
 
