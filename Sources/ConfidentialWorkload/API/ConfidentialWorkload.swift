@@ -18,48 +18,29 @@ public struct ConfidentialWorkload: KubernetesObject, Hashable {
     public var metadata: ObjectMeta
     /// nil when absent or not understood (cwo rewrites it then).
     public var status: WorkloadStatus?
-    private var storedSpec: StoredSpec
-
-    private enum StoredSpec: Sendable {
-        case tree(JSONValue?)
-        case compact(CompactJSON?)
-        /// Expanded for one reconcile: the tree to read, and the bytes it came from.
-        case both(JSONValue?, CompactJSON?)
-    }
+    private var storedSpec: StoredJSON
 
     /// The spec; for a `compacted()` workload (the cache's), parsed from its bytes on each read.
     public var spec: JSONValue? {
-        get {
-            switch storedSpec {
-            case .tree(let value), .both(let value, _): value
-            case .compact(let compact): compact?.value
-            }
-        }
-        set { storedSpec = .tree(newValue) }
+        get { storedSpec.value }
+        set { storedSpec.value = newValue }
     }
 
     /// The spec as canonical serialized bytes (without serializing again when the workload is compacted).
-    public var compactSpec: CompactJSON? {
-        switch storedSpec {
-        case .tree(let value): value.map(CompactJSON.init)
-        case .compact(let compact), .both(_, let compact): compact
-        }
-    }
-
-    /// A compacted workload with its spec parsed once, for a reconcile that reads it many times.
-    public func expanded() -> ConfidentialWorkload {
-        guard case .compact(let compact) = storedSpec else { return self }
-        var copy = self
-        copy.storedSpec = .both(compact?.value, compact)
-        return copy
-    }
+    public var compactSpec: CompactJSON? { storedSpec.compact }
 
     /// The same workload with its spec held as serialized JSON: for the cache, where thousands are kept
     /// and each spec is read a few times per reconcile (a quarter of the memory of the tree).
     public func compacted() -> ConfidentialWorkload {
-        guard case .tree(let value) = storedSpec else { return self }
         var copy = self
-        copy.storedSpec = .compact(value.map(CompactJSON.init))
+        copy.storedSpec = storedSpec.compacted()
+        return copy
+    }
+
+    /// A compacted workload with its spec parsed once, for a reconcile that reads it many times.
+    public func expanded() -> ConfidentialWorkload {
+        var copy = self
+        copy.storedSpec = storedSpec.expanded()
         return copy
     }
 
@@ -91,7 +72,7 @@ public struct ConfidentialWorkload: KubernetesObject, Hashable {
         self.apiVersion = Self.apiVersion
         self.kind = Self.kind
         self.metadata = metadata
-        self.storedSpec = .tree(spec)
+        self.storedSpec = StoredJSON(spec)
         self.status = status
     }
 
@@ -100,7 +81,7 @@ public struct ConfidentialWorkload: KubernetesObject, Hashable {
         apiVersion = try container.decodeIfPresent(String.self, forKey: .apiVersion)
         kind = try container.decodeIfPresent(String.self, forKey: .kind)
         metadata = try container.decodeIfPresent(ObjectMeta.self, forKey: .metadata) ?? ObjectMeta()
-        storedSpec = .tree(try container.decodeIfPresent(JSONValue.self, forKey: .spec))
+        storedSpec = StoredJSON(try container.decodeIfPresent(JSONValue.self, forKey: .spec))
         status = try? container.decodeIfPresent(WorkloadStatus.self, forKey: .status)
     }
 

@@ -17,3 +17,52 @@ public struct CompactJSON: Sendable, Hashable {
         (try? JSONParser.parse(bytes)) ?? .null
     }
 }
+
+/// A JSON value kept as a tree, as its serialized bytes (`compacted()`: for values cached long and read
+/// seldom), or as both (`expanded()`: parsed once for a stretch of reads, the bytes still at hand).
+public struct StoredJSON: Sendable {
+    private enum Form: Sendable {
+        case tree(JSONValue?)
+        case compact(CompactJSON?)
+        case both(JSONValue?, CompactJSON?)
+    }
+
+    private var form: Form
+
+    public init(_ value: JSONValue?) {
+        form = .tree(value)
+    }
+
+    /// The value; parsed from the bytes on each read when compacted.
+    public var value: JSONValue? {
+        get {
+            switch form {
+            case .tree(let value), .both(let value, _): value
+            case .compact(let compact): compact?.value
+            }
+        }
+        set { form = .tree(newValue) }
+    }
+
+    /// The canonical bytes (serialized on each read when held only as a tree).
+    public var compact: CompactJSON? {
+        switch form {
+        case .tree(let value): value.map(CompactJSON.init)
+        case .compact(let compact), .both(_, let compact): compact
+        }
+    }
+
+    public func compacted() -> StoredJSON {
+        guard case .tree(let value) = form else { return self }
+        var copy = self
+        copy.form = .compact(value.map(CompactJSON.init))
+        return copy
+    }
+
+    public func expanded() -> StoredJSON {
+        guard case .compact(let compact) = form else { return self }
+        var copy = self
+        copy.form = .both(compact?.value, compact)
+        return copy
+    }
+}

@@ -5,38 +5,27 @@ public struct Deployment: KubernetesObject {
     public var kind: String?
     public var metadata: ObjectMeta
     public var status: DeploymentStatus?
-    private var storedSpec: Spec
-
-    private enum Spec: Sendable {
-        case tree(JSONValue?)
-        case compact(CompactJSON)
-    }
+    private var storedSpec: StoredJSON
 
     /// The spec; for a `compacted()` Deployment, parsed from its bytes on each read.
     public var spec: JSONValue? {
-        get {
-            switch storedSpec {
-            case .tree(let value): value
-            case .compact(let compact): compact.value
-            }
-        }
-        set { storedSpec = .tree(newValue) }
+        get { storedSpec.value }
+        set { storedSpec.value = newValue }
     }
 
     public init(metadata: ObjectMeta, spec: JSONValue? = nil, status: DeploymentStatus? = nil) {
         self.apiVersion = "apps/v1"
         self.kind = "Deployment"
         self.metadata = metadata
-        self.storedSpec = .tree(spec)
+        self.storedSpec = StoredJSON(spec)
         self.status = status
     }
 
     /// The same Deployment with its spec held as serialized JSON (see `CompactJSON`): for caches, where
     /// thousands of Deployments are kept and each spec is read once per reconcile.
     public func compacted() -> Deployment {
-        guard case .tree(let value?) = storedSpec else { return self }
         var copy = self
-        copy.storedSpec = .compact(CompactJSON(value))
+        copy.storedSpec = storedSpec.compacted()
         return copy
     }
 
@@ -47,7 +36,7 @@ public struct Deployment: KubernetesObject {
         apiVersion = try container.decodeIfPresent(String.self, forKey: .apiVersion)
         kind = try container.decodeIfPresent(String.self, forKey: .kind)
         metadata = try container.decode(ObjectMeta.self, forKey: .metadata)
-        storedSpec = .tree(try container.decodeIfPresent(JSONValue.self, forKey: .spec))
+        storedSpec = StoredJSON(try container.decodeIfPresent(JSONValue.self, forKey: .spec))
         status = try container.decodeIfPresent(DeploymentStatus.self, forKey: .status)
     }
 
