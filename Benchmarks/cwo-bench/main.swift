@@ -92,14 +92,15 @@ func heapInUse() -> Int { Int(cwo_heap_in_use()) }
     var start = heapInUse()
     var cachedWorkloads: [ConfidentialWorkload] = []
     do {
-        let live = try await client.listAll(workloads, namespace: namespace, options: options, as: ConfidentialWorkload.self).items
+        // One page: at 10 000 objects a paged list can outlive its continue token (410 after a compaction).
+        let live = try await client.listAll(workloads, namespace: namespace, options: options, pageSize: count + 1, as: ConfidentialWorkload.self).items
         cachedWorkloads = live.map { $0.compacted() }
     }
     let workloadBytes = heapInUse() - start
     start = heapInUse()
     var cachedDeployments: [Deployment] = []
     do {
-        let live = try await client.listAll(.deployments, namespace: namespace, options: options, as: Deployment.self).items
+        let live = try await client.listAll(.deployments, namespace: namespace, options: options, pageSize: count + 1, as: Deployment.self).items
         cachedDeployments = live.map { deployment in
             var projected = deployment
             projected.spec = PolicyDigest.project(deployment: deployment.spec)
@@ -247,7 +248,7 @@ func waitConverged(_ namespace: String, from resourceVersion: String, count: Int
 }
 
 func checkDeployments(_ namespace: String, count: Int) async throws {
-    let deployments: ObjectList<UntypedObject> = try await client.listAll(.deployments, namespace: namespace, options: .init(labelSelector: "app.kubernetes.io/managed-by=cwo"))
+    let deployments: ObjectList<UntypedObject> = try await client.listAll(.deployments, namespace: namespace, options: .init(labelSelector: "app.kubernetes.io/managed-by=cwo"), pageSize: count + 1)
     guard deployments.items.count == count else {
         throw TestClusterError(message: "\(namespace): \(deployments.items.count) Deployments for \(count) converged workloads")
     }
