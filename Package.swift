@@ -7,6 +7,7 @@ let strict: [SwiftSetting] = [
 
 /// What cwo's clients of outside services (Key Vault, a Trustee KBS, a registry) are built on.
 let httpsClient: [Target.Dependency] = [
+    "FoundationExtras",
     .product(name: "AsyncHTTPClient", package: "async-http-client"),
     .product(name: "NIOCore", package: "swift-nio"),
     .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -42,10 +43,14 @@ let package = Package(
         // The system libyaml (Debian/Ubuntu: libyaml-dev) for kubeconfig and manifests. On Linux its static
         // archive is linked (see KubernetesClient), so the static-stdlib binary needs no libyaml at run time.
         .systemLibrary(name: "CLibYAML", providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]),
+        // The few things cwo used from full Foundation that FoundationEssentials lacks (JSON as `Any`,
+        // trimming, percent-encoding, running a program), so no target of `cwo` links ICU.
+        .target(name: "FoundationExtras", swiftSettings: strict),
         // A Kubernetes REST client: configuration, typed errors, CRUD/patch/apply, streaming watch.
         .target(
             name: "KubernetesClient",
             dependencies: [
+                "FoundationExtras",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -65,6 +70,7 @@ let package = Package(
             name: "ControllerRuntime",
             dependencies: [
                 "KubernetesClient",
+                "FoundationExtras",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -97,6 +103,7 @@ let package = Package(
             name: "ConfidentialWorkload",
             dependencies: [
                 "KubernetesClient",
+                "FoundationExtras",
                 "ControllerRuntime",
                 "AzureKeyVault",
                 "TrusteeKBS",
@@ -114,6 +121,7 @@ let package = Package(
             name: "cwo",
             dependencies: [
                 "KubernetesClient",
+                "FoundationExtras",
                 "ControllerRuntime",
                 "ConfidentialWorkload",
                 "AzureKeyVault",
