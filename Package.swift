@@ -162,6 +162,8 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: strict
         ),
+        // The Foundation stand-ins against the full-Foundation calls they replace.
+        .testTarget(name: "FoundationExtrasTests", dependencies: ["FoundationExtras"], swiftSettings: strict),
         .testTarget(name: "KubernetesClientTests", dependencies: ["KubernetesClient", "TestSupport", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
         .testTarget(
             name: "KubernetesClientIntegrationTests",

@@ -97,9 +97,9 @@ public enum URLCharacters {
         (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x2D || byte == 0x2E || byte == 0x5F || byte == 0x7E
     }
 
-    /// What `CharacterSet.urlPathAllowed` holds, less `/`: one path segment.
+    /// What `CharacterSet.urlPathAllowed` holds, less `/`: one path segment (`;` is not in that set).
     public static func pathSegment(_ byte: UInt8) -> Bool {
-        unreserved(byte) || "!$&'()*+,;=:@".utf8.contains(byte)
+        unreserved(byte) || "!$&'()*+,=:@".utf8.contains(byte)
     }
 }
 
