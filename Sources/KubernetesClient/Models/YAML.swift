@@ -229,7 +229,7 @@ struct YAMLComposer: ~Copyable {
     }
 
     private static func string(_ pointer: UnsafePointer<yaml_char_t>) -> String {
-        String(decoding: UnsafeBufferPointer(start: pointer, count: strlen(pointer)), as: UTF8.self)
+        String(decoding: UnsafeBufferPointer(start: pointer, count: cStringLength(pointer)), as: UTF8.self)
     }
 
     private static func string(_ pointer: UnsafeMutablePointer<yaml_char_t>) -> String {
@@ -237,7 +237,7 @@ struct YAMLComposer: ~Copyable {
     }
 }
 
-private func strlen(_ pointer: UnsafePointer<yaml_char_t>) -> Int {
+private func cStringLength(_ pointer: UnsafePointer<yaml_char_t>) -> Int {
     var length = 0
     while pointer[length] != 0 { length += 1 }
     return length
