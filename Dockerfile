@@ -4,6 +4,10 @@
 # ---- build ----
 FROM swift:6.3-noble AS build
 WORKDIR /src
+# libyaml's headers and static library (linked in: the runtime stage needs no libyaml).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libyaml-dev \
+ && rm -rf /var/lib/apt/lists/*
 # Resolve dependencies first, in their own layer.
 COPY Package.swift ./
 RUN swift package resolve

@@ -7,6 +7,7 @@ let strict: [SwiftSetting] = [
 
 /// What cwo's clients of outside services (Key Vault, a Trustee KBS, a registry) are built on.
 let httpsClient: [Target.Dependency] = [
+    "FoundationExtras",
     .product(name: "AsyncHTTPClient", package: "async-http-client"),
     .product(name: "NIOCore", package: "swift-nio"),
     .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -33,25 +34,35 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
-        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
+        // The system libyaml (Debian/Ubuntu: libyaml-dev) for kubeconfig and manifests. On Linux its static
+        // archive is linked (see KubernetesClient), so the static-stdlib binary needs no libyaml at run time.
+        .systemLibrary(name: "CLibYAML", providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]),
+        // The few things cwo used from full Foundation that FoundationEssentials lacks (JSON as `Any`,
+        // trimming, percent-encoding, running a program), so no target of `cwo` links ICU.
+        .target(name: "FoundationExtras", swiftSettings: strict),
         // A Kubernetes REST client: configuration, typed errors, CRUD/patch/apply, streaming watch.
         .target(
             name: "KubernetesClient",
             dependencies: [
+                "FoundationExtras",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
+                "CLibYAML",
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: [
+                .linkedLibrary(":libyaml.a", .when(platforms: [.linux])),
+                .linkedLibrary("yaml", .when(platforms: [.macOS])),
+            ]
         ),
         // A small controller runtime: reflector + store, work queue, controller loop, leader election,
         // events, metrics and probes.
@@ -59,6 +70,7 @@ let package = Package(
             name: "ControllerRuntime",
             dependencies: [
                 "KubernetesClient",
+                "FoundationExtras",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -92,6 +104,7 @@ let package = Package(
             name: "ConfidentialWorkload",
             dependencies: [
                 "KubernetesClient",
+                "FoundationExtras",
                 "ControllerRuntime",
                 "AzureKeyVault",
                 "TrusteeKBS",
@@ -109,6 +122,7 @@ let package = Package(
             name: "cwo",
             dependencies: [
                 "KubernetesClient",
+                "FoundationExtras",
                 "ControllerRuntime",
                 "ConfidentialWorkload",
                 "AzureKeyVault",
@@ -119,7 +133,6 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict,
             // Swift exports every symbol of an executable for dynamic lookup; cwo needs none of them, and
@@ -152,6 +165,8 @@ let package = Package(
             path: "Tests/TestSupport",
             swiftSettings: strict
         ),
+        // The Foundation stand-ins against the full-Foundation calls they replace.
+        .testTarget(name: "FoundationExtrasTests", dependencies: ["FoundationExtras"], swiftSettings: strict),
         .testTarget(name: "KubernetesClientTests", dependencies: ["KubernetesClient", "TestSupport", .product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
         .testTarget(
             name: "KubernetesClientIntegrationTests",

@@ -1,5 +1,10 @@
 import AsyncHTTPClient
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import FoundationExtras
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -88,7 +93,7 @@ final class AzureTransport: Sendable {
     static func error(status: Int, body: ByteBuffer, headers: HTTPHeaders, request: String) -> AzureError {
         var code: String?
         var message = "HTTP \(status)"
-        if let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] {
+        if let object = try? AnyJSON.parse(body.readableBytesView) as? [String: Any] {
             if let inner = object["error"] as? [String: Any] {
                 code = inner["code"] as? String
                 message = (inner["message"] as? String) ?? message

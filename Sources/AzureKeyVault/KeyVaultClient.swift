@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -78,7 +82,7 @@ public final class KeyVaultClient: Sendable {
     public static func scope(forVault url: String) -> String {
         let host = URL(string: url)?.host ?? ""
         for (service, resource) in [(".managedhsm.", "managedhsm"), (".vault.", "vault")] {
-            if let range = host.range(of: service) {
+            if let range = host.firstRange(of: service) {
                 return "https://\(resource).\(host[range.upperBound...])/.default"
             }
         }
@@ -156,14 +160,14 @@ public struct KeyCreateParameters: Encodable, Sendable {
 public enum Base64URL {
     public static func encode(_ data: Data) -> String {
         data.base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+            .replacing("+", with: "-")
+            .replacing("/", with: "_")
+            .replacing("=", with: "")
     }
 
     public static func decode(_ text: String) -> Data? {
-        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        standard = standard.replacingOccurrences(of: "=", with: "")
+        var standard = text.replacing("-", with: "+").replacing("_", with: "/")
+        standard = standard.replacing("=", with: "")
         standard += String(repeating: "=", count: (4 - standard.count % 4) % 4)
         return Data(base64Encoded: standard)
     }

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import FoundationExtras
 import NIOCore
 import NIOHTTP1
 
@@ -84,9 +89,9 @@ actor TokenCache {
         let label = "POST \(URL(string: identity.tokenURL)?.path ?? "/oauth2/v2.0/token")"
         let assertion: String
         do {
-            assertion = try String(contentsOfFile: identity.federatedTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            assertion = try String(contentsOfFile: identity.federatedTokenFile, encoding: .utf8).trimmingWhitespace()
         } catch {
-            throw AzureError(kind: .identity, message: "cannot read the federated token file \(identity.federatedTokenFile): \(error.localizedDescription)", request: label)
+            throw AzureError(kind: .identity, message: "cannot read the federated token file \(identity.federatedTokenFile): \(FileError.reason(error))", request: label)
         }
         let form = [
             ("client_id", identity.clientID),
@@ -120,9 +125,7 @@ actor TokenCache {
     }
 
     static func formEncode(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+        text.percentEncoded(allowing: URLCharacters.unreserved)
     }
 }
 

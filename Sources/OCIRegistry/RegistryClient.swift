@@ -1,6 +1,11 @@
 import AsyncHTTPClient
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import FoundationExtras
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -93,7 +98,7 @@ public final class RegistryClient: Sendable {
         }
         let layers = ((manifest.json["layers"] as? [[String: Any]]) ?? []).compactMap { $0["digest"] as? String }
         let config = try await blob(configDigest, session: &session)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(config)) as? [String: Any] else {
+        guard let object = try? AnyJSON.parse(config) as? [String: Any] else {
             throw RegistryError(kind: .manifestUnsupported, message: "the image config \(configDigest) is not a JSON object", request: "\(image)")
         }
         let settings = object["config"] as? [String: Any] ?? [:]
@@ -130,7 +135,7 @@ public final class RegistryClient: Sendable {
         if let expected, expected != digest {
             throw RegistryError(kind: .manifestUnsupported, message: "the manifest's bytes have digest \(digest), not \(expected)", request: label)
         }
-        guard let json = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
+        guard let json = try? AnyJSON.parse(response.body) as? [String: Any] else {
             throw RegistryError(kind: .manifestUnsupported, message: "the manifest is not a JSON object", request: label)
         }
         // The body's own mediaType wins over the header (some registries answer a generic Content-Type).
@@ -201,7 +206,7 @@ public final class RegistryClient: Sendable {
             guard (200..<300).contains(response.status) else {
                 throw RegistryError(kind: .unauthorized, status: response.status, message: Self.detail(response.body) ?? "the token service refused", request: tokenLabel)
             }
-            let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+            let object = try? AnyJSON.parse(response.body) as? [String: Any]
             guard let token = (object?["token"] as? String) ?? (object?["access_token"] as? String) else {
                 throw RegistryError(kind: .unauthorized, message: "the token service answered no token", request: tokenLabel)
             }
@@ -214,12 +219,12 @@ public final class RegistryClient: Sendable {
     /// `Bearer realm="https://auth.example/token",service="registry",scope="repository:a:pull,push"`:
     /// the scheme and its parameters (quoted values may hold commas).
     static func parseChallenge(_ header: String) -> (scheme: String, parameters: [String: String]) {
-        let trimmed = header.trimmingCharacters(in: .whitespaces)
+        let trimmed = header.trimming { $0 == "\t" || $0.properties.generalCategory == .spaceSeparator }
         let space = trimmed.firstIndex(of: " ") ?? trimmed.endIndex
         var parameters: [String: String] = [:]
         var rest = trimmed[space...]
         while let equals = rest.firstIndex(of: "=") {
-            let name = rest[..<equals].trimmingCharacters(in: CharacterSet(charactersIn: " ,")).lowercased()
+            let name = rest[..<equals].trimming { $0 == " " || $0 == "," }.lowercased()
             var value = ""
             var index = rest.index(after: equals)
             if index < rest.endIndex, rest[index] == "\"" {
@@ -278,12 +283,12 @@ public final class RegistryClient: Sendable {
 
     /// The distribution API answers `{"errors":[{"code","message"}]}`.
     static func detail(_ body: [UInt8]) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+        guard let object = try? AnyJSON.parse(body) as? [String: Any],
               let first = (object["errors"] as? [[String: Any]])?.first else { return nil }
         return [first["code"] as? String, first["message"] as? String].compactMap { $0 }.joined(separator: ": ")
     }
 
     static func sha256(_ bytes: [UInt8]) -> String {
-        "sha256:" + SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        "sha256:" + SHA256.hash(data: bytes).map { $0.hex(width: 2) }.joined()
     }
 }

@@ -1,6 +1,11 @@
 import AsyncHTTPClient
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import FoundationExtras
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -58,10 +63,10 @@ public final class KBSAdminClient: Sendable {
         let body = try await send(.GET, "/kbs/v0/resource-policy", body: nil, contentType: nil)
         guard !body.isEmpty else { return nil }
         // The KBS answers the base64url (no padding) of the Rego text, bare or as {"policy": ...}.
-        var encoded = String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        if let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any], let policy = object["policy"] as? String {
+        var encoded = String(decoding: body, as: UTF8.self).trimmingWhitespace()
+        if let object = try? AnyJSON.parse(body) as? [String: Any], let policy = object["policy"] as? String {
             encoded = policy
-        } else if let text = try? JSONSerialization.jsonObject(with: Data(body), options: .fragmentsAllowed) as? String {
+        } else if let text = try? AnyJSON.parse(body) as? String {
             encoded = text
         }
         guard let bytes = Base64URL.decode(encoded) else {
@@ -117,7 +122,7 @@ public final class KBSAdminClient: Sendable {
 
     /// The KBS answers errors as `{"type": ..., "detail": ...}`.
     static func detail(_ body: [UInt8]) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+        guard let object = try? AnyJSON.parse(body) as? [String: Any] else {
             let text = String(decoding: body.prefix(300), as: UTF8.self)
             return text.isEmpty ? nil : text
         }
@@ -170,12 +175,12 @@ public struct KBSError: Error, Sendable, CustomStringConvertible {
 /// base64url without padding (RFC 7515), as JWTs and the KBS admin API use it.
 public enum Base64URL {
     public static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Data(bytes).base64EncodedString().replacing("+", with: "-").replacing("/", with: "_")
+            .replacing("=", with: "")
     }
 
     public static func decode(_ text: String) -> [UInt8]? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        var base64 = text.replacing("-", with: "+").replacing("_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
         return Data(base64Encoded: base64).map(Array.init)
     }

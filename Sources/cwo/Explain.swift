@@ -1,6 +1,11 @@
 import ArgumentParser
 import ConfidentialWorkload
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import FoundationExtras
 import KubernetesClient
 
 /// `cwo policy explain`: why the agent allowed or denied a request, asked of the engines the agents embed.
@@ -79,16 +84,9 @@ struct Explain: AsyncParsableCommand {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("cwo-explain-\(UUID().uuidString).json").path
         try Data(job.compactJSON.utf8).write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", AgentSimulatorScript.source, path]
-        let stdout = Pipe()
-        process.standardOutput = stdout
-        try process.run()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw CLIError("python3 failed (exit \(process.terminationStatus))") }
-        let engines = try JSONCoding.decode(JSONValue.self, from: output).objectValue ?? [:]
+        let python = try ChildProcess.run(["python3", "-c", AgentSimulatorScript.source, path], environment: ProcessInfo.processInfo.environment, discardStandardError: false)
+        guard python.status == 0 else { throw CLIError("python3 failed (exit \(python.status))") }
+        let engines = try JSONCoding.decode(JSONValue.self, from: python.output).objectValue ?? [:]
         return engines.compactMapValues { $0.arrayValue?.first?.arrayValue?.first }
     }
 }

@@ -1,6 +1,11 @@
 import ArgumentParser
 import ConfidentialWorkload
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import FoundationExtras
 import KubernetesClient
 import Logging
 import OCIRegistry
@@ -13,7 +18,7 @@ struct WorkloadInput: ParsableArguments {
     func load() throws -> [ConfidentialWorkload] {
         let text: String
         if filename == "-" {
-            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            text = String(decoding: StandardStream.standardInput.readDataToEndOfFile(), as: UTF8.self)
         } else {
             guard let data = FileManager.default.contents(atPath: filename) else {
                 throw ValidationError("cannot read \(filename)")
@@ -154,12 +159,12 @@ func buildAll(_ workloads: [ConfidentialWorkload], context: BuildContext) throws
         case .success(let state):
             built.append((workload, state))
             for warning in state.spec.warnings {
-                FileHandle.standardError.write(Data("warning: \(workload.metadata.namespace ?? "")/\(workload.metadata.name ?? ""): \(warning)\n".utf8))
+                StandardStream.standardError.write(Data("warning: \(workload.metadata.namespace ?? "")/\(workload.metadata.name ?? ""): \(warning)\n".utf8))
             }
         case .failure(let errors):
             failed = true
             for error in errors.errors {
-                FileHandle.standardError.write(Data("error: \(workload.metadata.namespace ?? "")/\(workload.metadata.name ?? ""): \(error.field): \(error.message)\n".utf8))
+                StandardStream.standardError.write(Data("error: \(workload.metadata.namespace ?? "")/\(workload.metadata.name ?? ""): \(error.field): \(error.message)\n".utf8))
             }
         }
     }
@@ -220,13 +225,13 @@ struct Show: AsyncParsableCommand {
             case .hash: print(state.policy.hash)
             case .releasePolicy:
                 guard let maa = state.spec.attestation.maaEndpoint, state.spec.keyVault != nil else {
-                    FileHandle.standardError.write(Data("error: \(workload.metadata.name ?? ""): spec.keyVault is not set: there is no release policy\n".utf8))
+                    StandardStream.standardError.write(Data("error: \(workload.metadata.name ?? ""): spec.keyVault is not set: there is no release policy\n".utf8))
                     throw ExitCode(1)
                 }
                 print(CanonicalJSON.pretty(KeyVaultBuilder.releasePolicy(maaEndpoint: maa, hashes: state.allowedHashes)))
             case .initdata, .digest, .resourcePolicy:
                 guard let initData = state.initData else {
-                    FileHandle.standardError.write(Data("error: \(workload.metadata.name ?? ""): runs on AKS: there is no initdata (spec.platform: CoCo or a CoCo runtime class)\n".utf8))
+                    StandardStream.standardError.write(Data("error: \(workload.metadata.name ?? ""): runs on AKS: there is no initdata (spec.platform: CoCo or a CoCo runtime class)\n".utf8))
                     throw ExitCode(1)
                 }
                 switch output {
@@ -234,7 +239,7 @@ struct Show: AsyncParsableCommand {
                 case .digest: print(initData.digestHex)
                 default:
                     guard let kbs = state.spec.kbs else {
-                        FileHandle.standardError.write(Data("error: \(workload.metadata.name ?? ""): spec.kbs is not set: there is no resource policy\n".utf8))
+                        StandardStream.standardError.write(Data("error: \(workload.metadata.name ?? ""): spec.kbs is not set: there is no resource policy\n".utf8))
                         throw ExitCode(1)
                     }
                     let grant = ResourcePolicy.Grant(

@@ -2,7 +2,11 @@ import ArgumentParser
 import AzureKeyVault
 import ConfidentialWorkload
 import ControllerRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import KubernetesClient
 import Logging
 import Metrics

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import KubernetesClient
 
 /// The attestation (Secure Key Release) container and the one hostPath volume it needs.

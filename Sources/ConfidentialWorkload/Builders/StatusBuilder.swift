@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import KubernetesClient
 
 /// What the status is computed from: everything observed, nothing remembered.
@@ -124,6 +128,6 @@ public enum StatusBuilder {
 
     /// RFC 3339 in UTC, second precision, as metav1.Time.
     public static func timestamp(_ date: Date = Date()) -> String {
-        date.formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC") ?? .current))
+        date.formatted(Date.ISO8601FormatStyle(timeZone: .gmt))
     }
 }

@@ -1,5 +1,9 @@
 import AzureKeyVault
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import KubernetesClient
 
 /// Keeps a Key Vault key's release policy in step with a workload's policy hashes

@@ -1,5 +1,9 @@
 import ControllerRuntime
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import KubernetesClient
 import Logging
 
@@ -98,7 +102,7 @@ struct KeyVaultRelease: KeyReleaseBackend {
         let status = workload.status?.keyRelease
         let hashes = Self.union(status?.publishedHashes, memory.keyRelease?.published)
         let keyID = memory.keyRelease?.keyID ?? status?.keyID ?? ""
-        guard let range = keyID.range(of: "/keys/") else {
+        guard let range = keyID.firstRange(of: "/keys/") else {
             try await memories.release(finalizer, from: workload)
             return .done
         }

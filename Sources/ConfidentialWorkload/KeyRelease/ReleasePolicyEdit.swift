@@ -1,5 +1,9 @@
 import AzureKeyVault
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import KubernetesClient
 
 /// Edits a Key Vault release policy by policy hash, leaving every entry cwo did not write alone: a key

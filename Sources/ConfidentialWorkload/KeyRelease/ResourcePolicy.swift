@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import KubernetesClient
 
 /// The Trustee KBS resource policy cwo composes for one KBS: each workload that names the KBS may

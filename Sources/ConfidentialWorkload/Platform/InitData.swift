@@ -1,7 +1,11 @@
 import CompressNIO
 import ControllerRuntime
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import KubernetesClient
 import NIOCore
 
@@ -119,6 +123,6 @@ enum TOML {
             return "'''\n" + text + "'''"
         }
         // TOML's basic strings escape as JSON's do, and DEL besides.
-        return JSONValue.string(text).compactJSON.replacingOccurrences(of: "\u{7F}", with: "\\u007F")
+        return JSONValue.string(text).compactJSON.replacing("\u{7F}", with: "\\u007F")
     }
 }

@@ -1,6 +1,11 @@
 import ControllerRuntime
 import Crypto
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import FoundationExtras
 import KubernetesClient
 import OCIRegistry
 
@@ -116,7 +121,7 @@ public enum PolicyBuilder {
 
     /// A policy the user supplied: Rego text, or its base64 (as `az confcom katapolicygen --print-policy` prints it).
     public static func provided(_ content: String) -> Result<AgentPolicy, SpecError> {
-        let trimmed = content.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = content.trimmingWhitespace()
         var text = content
         if !trimmed.contains("package"), let data = Data(base64Encoded: trimmed), let decoded = String(data: data, encoding: .utf8) {
             text = decoded
@@ -190,7 +195,7 @@ public enum CanonicalJSON {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            case _ where scalar.value < 0x20: out += "\\u" + scalar.value.hex(width: 4)
             default: out.unicodeScalars.append(scalar)
             }
         }

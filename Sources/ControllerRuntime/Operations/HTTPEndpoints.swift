@@ -1,3 +1,4 @@
+import FoundationExtras
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -15,7 +16,7 @@ public final class HTTPEndpoints: Sendable {
     public init?(address: String, routes: [String: Handler], logger: Logger) {
         guard address != "0", let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
         let host = String(address[..<colon])
-        self.host = host.isEmpty ? "0.0.0.0" : host.trimmingCharacters(in: ["[", "]"])
+        self.host = host.isEmpty ? "0.0.0.0" : host.trimming { $0 == "[" || $0 == "]" }
         self.port = port
         self.routes = routes
         self.logger = logger

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import FoundationExtras
 import KubernetesClient
 import Logging
 import Synchronization
@@ -116,8 +121,8 @@ public final class LeaderElector: Sendable {
         let seconds = date.timeIntervalSince1970
         let whole = seconds.rounded(.down)
         let micros = min(Int((seconds - whole) * 1_000_000), 999_999)
-        let base = Date(timeIntervalSince1970: whole).formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC") ?? .current))
-        return String(base.dropLast()) + String(format: ".%06dZ", micros)
+        let base = Date(timeIntervalSince1970: whole).formatted(Date.ISO8601FormatStyle(timeZone: .gmt))
+        return String(base.dropLast()) + "." + micros.decimal(width: 6) + "Z"
     }
 
     /// One attempt: true when we hold the lease afterwards.

@@ -1,5 +1,9 @@
 import AsyncHTTPClient
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -169,7 +173,7 @@ public final class KubeClient: Sendable {
         var components = URLComponents()
         components.queryItems = query.isEmpty ? nil : query.map { URLQueryItem(name: $0.0, value: $0.1) }
         // `+` is literal in URLQueryItem but means space to the apiserver: escape it (label selectors use it rarely, RVs never).
-        let encodedQuery = components.percentEncodedQuery?.replacingOccurrences(of: "+", with: "%2B")
+        let encodedQuery = components.percentEncodedQuery?.replacing("+", with: "%2B")
         var base = configuration.server.absoluteString
         while base.hasSuffix("/") { base.removeLast() }
         return base + path + (encodedQuery.map { "?" + $0 } ?? "")

@@ -32,7 +32,7 @@ public struct Resource: Sendable, Hashable, CustomStringConvertible {
     }
 
     private static func escape(_ segment: String) -> String {
-        segment.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(.init(charactersIn: "/"))) ?? segment
+        segment.percentEncoded(allowing: URLCharacters.pathSegment)
     }
 }
 
@@ -163,4 +163,9 @@ public enum Patch: Sendable {
     }
 }
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import FoundationExtras

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import FoundationExtras
 
 /// Everything needed to talk to one API server as one user.
 public struct ClientConfiguration: Sendable {
@@ -82,7 +87,7 @@ extension ClientConfiguration {
             config.certificateAuthority = Array(ca)
         }
         if let data = FileManager.default.contents(atPath: directory + "/namespace"),
-            let namespace = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
+            let namespace = String(data: data, encoding: .utf8)?.trimmingWhitespace(),
             !namespace.isEmpty
         {
             config.namespace = namespace
@@ -105,7 +110,7 @@ extension ClientConfiguration {
         if environment["KUBERNETES_SERVICE_HOST"] != nil {
             return try inCluster(environment: environment)
         }
-        let home = environment["HOME"] ?? NSHomeDirectory()
+        let home = environment["HOME"] ?? FileManager.default.homeDirectoryForCurrentUser.path
         let path = home + "/.kube/config"
         guard FileManager.default.fileExists(atPath: path) else {
             throw KubeClientError.configuration(

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import FoundationExtras
 
 /// Produces the `Authorization` header value, refreshing rotated tokens.
 actor CredentialProvider {
@@ -20,7 +25,7 @@ actor CredentialProvider {
         case .tokenFile(let path):
             if let cached, cached.expires > .now { return cached.value }
             guard let data = FileManager.default.contents(atPath: path),
-                let token = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
+                let token = String(data: data, encoding: .utf8)?.trimmingWhitespace(),
                 !token.isEmpty
             else {
                 throw KubeClientError.configuration("cannot read token file \(path)")
@@ -49,30 +54,22 @@ actor CredentialProvider {
     }
 
     private static func runExec(_ exec: ExecConfig) throws -> (String, Duration) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [exec.command] + (exec.args ?? [])
         var environment = ProcessInfo.processInfo.environment
         for variable in exec.env ?? [] { environment[variable.name] = variable.value }
         let apiVersion = exec.apiVersion ?? "client.authentication.k8s.io/v1"
         environment["KUBERNETES_EXEC_INFO"] =
             #"{"apiVersion":"\#(apiVersion)","kind":"ExecCredential","spec":{"interactive":false}}"#
-        process.environment = environment
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
+        let result: ChildProcess.Result
         do {
-            try process.run()
+            result = try ChildProcess.run([exec.command] + (exec.args ?? []), environment: environment, discardStandardError: true)
         } catch {
             throw KubeClientError.configuration("cannot run exec credential plugin \(exec.command): \(error)")
         }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        guard result.status == 0 else {
             throw KubeClientError.configuration(
-                "exec credential plugin \(exec.command) exited with status \(process.terminationStatus)")
+                "exec credential plugin \(exec.command) exited with status \(result.status)")
         }
+        let data = Data(result.output)
         guard let credential = try? JSONDecoder().decode(ExecCredential.self, from: data),
             let token = credential.status?.token, !token.isEmpty
         else {
@@ -80,7 +77,7 @@ actor CredentialProvider {
         }
         var lifetime: Duration = .seconds(300)
         if let expiry = credential.status?.expirationTimestamp,
-            let date = ISO8601DateFormatter().date(from: expiry)
+            let date = try? Date(expiry, strategy: .iso8601)
         {
             // Refresh a little before the plugin's expiry.
             lifetime = .seconds(max(0, date.timeIntervalSinceNow - 30))

@@ -1,5 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
-import Yams
+#endif
 
 /// A kubeconfig file (`kind: Config`), as `kubectl` reads it.
 public struct Kubeconfig: Decodable, Sendable {
@@ -75,7 +78,7 @@ public struct Kubeconfig: Decodable, Sendable {
 
     public init(yaml: String, baseDirectory: String) throws {
         do {
-            self = try YAMLDecoder().decode(Kubeconfig.self, from: yaml)
+            self = try YAMLDocuments.decode(Kubeconfig.self, from: yaml)
         } catch {
             throw KubeClientError.configuration("kubeconfig is not valid: \(error)")
         }
@@ -88,10 +91,21 @@ public struct Kubeconfig: Decodable, Sendable {
             throw KubeClientError.configuration("cannot read kubeconfig \(path)")
         }
         do {
-            try self.init(yaml: text, baseDirectory: (path as NSString).deletingLastPathComponent)
+            try self.init(yaml: text, baseDirectory: Self.directory(of: path))
         } catch KubeClientError.configuration(let message) {
             throw KubeClientError.configuration("\(path): \(message)")
         }
+    }
+
+    /// The folder part of a path, as `NSString.deletingLastPathComponent` gives it ("" for a bare name).
+    static func directory(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed.removeLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+        if slash == trimmed.startIndex { return "/" }
+        var folder = trimmed[..<slash]
+        while folder.count > 1, folder.hasSuffix("/") { folder.removeLast() }
+        return String(folder)
     }
 
     /// Merges several files as `KUBECONFIG=a:b` does: the first file to define a name (or current-context) wins.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOCore
 
 /// Parses JSON text straight into `JSONValue`, and decodes `Decodable` models from a `JSONValue`.

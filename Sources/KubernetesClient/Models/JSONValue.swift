@@ -121,4 +121,8 @@ public enum JSONCoding {
     }
 }
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
