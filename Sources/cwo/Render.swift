@@ -111,7 +111,7 @@ struct ClusterAssumptions: ParsableArguments {
                     reference, credentials: ImageReference(reference).flatMap(secrets.credentials(for:)), tarfsLayers: layered.contains(reference))
             } catch where reference == HostPulledLayers.aksPauseImage && !all.contains(reference) {
                 // As in the cluster: without the pause image's facts the policy denies its host-pulled layers.
-                FileHandle.standardError.write(Data("warning: \(reference) (the AKS pause image): \(error.reason): \(error); the policy denies its host-pulled layers\n".utf8))
+                StandardStream.standardError.write(Data("warning: \(reference) (the AKS pause image): \(error.reason): \(error); the policy denies its host-pulled layers\n".utf8))
             } catch {
                 failure = CLIError("image \(reference): \(error.reason): \(error)")
                 break
