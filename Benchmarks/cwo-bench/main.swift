@@ -82,6 +82,19 @@ func cpuSeconds(_ pid: pid_t) -> Double {
 
 func heapInUse() -> Int { Int(cwo_heap_in_use()) }
 
+/// A paged list, started again when a compaction expired its continue token (410): at 10 000 objects a
+/// list takes long enough to meet one.
+func listAllAgain<T: Decodable & Sendable>(_ resource: Resource, namespace: String, options: ListOptions, as type: T.Type) async throws -> ObjectList<T> {
+    var attempt = 0
+    while true {
+        do {
+            return try await client.listAll(resource, namespace: namespace, options: options, as: type)
+        } catch let error as KubeError where error.reason == .gone && attempt < 3 {
+            attempt += 1
+        }
+    }
+}
+
 /// What each kind of per-workload data costs when held as cwo holds it, measured in this process on the
 /// objects the API server holds for `count` converged workloads: the workload (spec and status, managed
 /// fields dropped, spec serialized), its Deployment (policy annotation replaced by its digest, spec serialized), and the
@@ -92,15 +105,14 @@ func heapInUse() -> Int { Int(cwo_heap_in_use()) }
     var start = heapInUse()
     var cachedWorkloads: [ConfidentialWorkload] = []
     do {
-        // One page: at 10 000 objects a paged list can outlive its continue token (410 after a compaction).
-        let live = try await client.listAll(workloads, namespace: namespace, options: options, pageSize: count + 1, as: ConfidentialWorkload.self).items
+        let live = try await listAllAgain(workloads, namespace: namespace, options: options, as: ConfidentialWorkload.self).items
         cachedWorkloads = live.map { $0.compacted() }
     }
     let workloadBytes = heapInUse() - start
     start = heapInUse()
     var cachedDeployments: [Deployment] = []
     do {
-        let live = try await client.listAll(.deployments, namespace: namespace, options: options, pageSize: count + 1, as: Deployment.self).items
+        let live = try await listAllAgain(.deployments, namespace: namespace, options: options, as: Deployment.self).items
         cachedDeployments = live.map { deployment in
             var projected = deployment
             projected.spec = PolicyDigest.project(deployment: deployment.spec)
@@ -248,7 +260,7 @@ func waitConverged(_ namespace: String, from resourceVersion: String, count: Int
 }
 
 func checkDeployments(_ namespace: String, count: Int) async throws {
-    let deployments: ObjectList<UntypedObject> = try await client.listAll(.deployments, namespace: namespace, options: .init(labelSelector: "app.kubernetes.io/managed-by=cwo"), pageSize: count + 1)
+    let deployments = try await listAllAgain(.deployments, namespace: namespace, options: .init(labelSelector: "app.kubernetes.io/managed-by=cwo"), as: UntypedObject.self)
     guard deployments.items.count == count else {
         throw TestClusterError(message: "\(namespace): \(deployments.items.count) Deployments for \(count) converged workloads")
     }
