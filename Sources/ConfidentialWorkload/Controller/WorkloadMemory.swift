@@ -80,6 +80,23 @@ struct WorkloadMemory {
 /// Every workload's memory behind one lock.
 final class WorkloadMemories: Sendable {
     private let entries = Mutex<[ObjectKey: WorkloadMemory]>([:])
+    /// The resourceVersion of each workload's Deployment as cwo's last apply returned it: the watch event
+    /// of that version is the echo of cwo's own write, which the reconcile that wrote it already knew.
+    private let echoes = Mutex<[ObjectKey: String]>([:])
+
+    func expectEcho(_ key: ObjectKey, version: String?) {
+        echoes.withLock { $0[key] = version }
+    }
+
+    /// Whether a watched Deployment of `key` at `version` is that echo (forgotten once seen, or once a
+    /// later version shows the expectation is stale).
+    func isEcho(_ key: ObjectKey, version: String?) -> Bool {
+        echoes.withLock { echoes in
+            guard let expected = echoes[key] else { return false }
+            echoes[key] = nil
+            return expected == version
+        }
+    }
 
     /// The memory of `key` for the workload with `uid` (empty for another uid).
     func read(_ key: ObjectKey, uid: String?) -> WorkloadMemory {

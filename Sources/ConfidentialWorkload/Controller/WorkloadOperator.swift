@@ -51,7 +51,14 @@ public final class WorkloadOperator: Sendable {
         let owner: @Sendable (StoreChange<Deployment>) -> [ObjectKey] = Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion)
         // cwo's own status writes come back as updates: they need no reconcile.
         controller.watch(workloads) { change in change.changesSpecOrMetadata ? [ObjectKey(change.object)] : [] }
-        controller.watch(deployments, map: owner)
+        // The echo of cwo's own apply needs no reconcile (it reconciled from the apply's answer); any other
+        // change of its Deployment (a rollout's status, a hand edit, a deletion) does.
+        let memories = reconciler.memories
+        controller.watch(deployments) { change in
+            let keys = owner(change)
+            if case .deleted = change { return keys }
+            return keys.filter { !memories.isEcho($0, version: change.object.metadata.resourceVersion) }
+        }
         controller.watch(configMaps, map: Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion))
         controller.watch(serviceAccounts, map: Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion))
         // ReplicaSets carry the pod template's labels: a rollout's progress changes the allowed hashes.

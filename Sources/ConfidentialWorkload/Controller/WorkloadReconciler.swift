@@ -283,6 +283,7 @@ public final class WorkloadReconciler: Reconciler {
         let applied: Deployment? = try await apply(
             .deployments, state.deployment, live: live, version: cached?.resourceVersion, child: key, of: workload, logger: logger,
             body: { body ?? (try? DesiredState.build(workload, context: context).get().deployment) ?? state.deployment })
+        if let applied { memories.expectEcho(key, version: applied.metadata.resourceVersion) }
         return (applied ?? cached, condition)
     }
 
