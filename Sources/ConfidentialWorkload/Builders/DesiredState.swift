@@ -77,14 +77,9 @@ public struct DesiredState: Sendable {
     public var objects: [JSONValue] { [serviceAccount, configMap, deployment].compactMap { $0 } }
 
     /// The images the workload's pods run: the template's and those cwo adds (the attestation
-    /// container's), so that every one is resolved and locked. The template's alone for a spec that does
-    /// not parse.
-    public static func images(_ workload: ConfidentialWorkload) -> [String] {
-        imageNeeds(workload).references
-    }
-
-    /// `images(_:)`, and whether the node pulls their layers (AKS), so that the policy needs their
-    /// dm-verity root hashes (and the pause image's).
+    /// container's), so that every one is resolved and locked (the template's alone for a spec that does
+    /// not parse); and whether the node pulls their layers (AKS), so that the policy needs their dm-verity
+    /// root hashes (and the pause image's).
     public static func imageNeeds(_ workload: ConfidentialWorkload) -> (references: [String], hostPulledLayers: Bool) {
         guard case .success(let spec) = WorkloadSpec.parse(workload) else { return (templateImages(workload.spec?["template"]), false) }
         var template = DeploymentBuilder.podTemplate(for: workload, spec: spec)
@@ -99,8 +94,8 @@ public struct DesiredState: Sendable {
     }
 
     public static func build(_ workload: ConfidentialWorkload, context: BuildContext = BuildContext()) -> Result<DesiredState, SpecErrors> {
-        var spec: WorkloadSpec
-        switch WorkloadSpec.parse(workload) {
+        let spec: WorkloadSpec
+        switch WorkloadSpec.parse(workload, resolved: Set(context.imageFacts.keys)) {
         case .success(let parsed): spec = parsed
         case .failure(let errors): return .failure(errors)
         }
@@ -111,11 +106,6 @@ public struct DesiredState: Sendable {
         let platform = spec.platform.artifacts
         let placement = platform.prepare(&template, workload: name, spec: spec, context: context)
         var imageFacts = ImageLock.apply(to: &template, facts: context.imageFacts, lock: spec.images.lockDigests)
-        if spec.images.lockDigests {
-            // An image cwo runs by digest needs no advice to pin it.
-            let locked = Set(context.imageFacts.keys)
-            spec.warnings.removeAll { warning in locked.contains { warning.hasPrefix("image \($0) ") && warning.contains("by digest") } }
-        }
         // Not a template image, but its layers are the node's to pull on AKS like the template's.
         if spec.platform == .aks, let pause = context.imageFacts[HostPulledLayers.aksPauseImage] {
             imageFacts[HostPulledLayers.aksPauseImage] = pause

@@ -8,7 +8,8 @@ enum PodRules {
         "emptyDir", "configMap", "secret", "projected", "downwardAPI", "persistentVolumeClaim", "azureFile", "ephemeral",
     ]
 
-    static func check(template: JSONValue, policy: PolicySettings, errors: inout [SpecError], warnings: inout [String]) {
+    /// `lockedImages` run by digest whatever the template says: no advice to pin them.
+    static func check(template: JSONValue, policy: PolicySettings, lockedImages: Set<String> = [], errors: inout [SpecError], warnings: inout [String]) {
         let podSpec = template["spec"] ?? [:]
         for (key, _) in template[path: ["metadata", "annotations"]]?.objectValue ?? [:] {
             if key.hasPrefix("io.katacontainers.config.hypervisor.") {
@@ -51,7 +52,7 @@ enum PodRules {
                 if container[path: ["resources", "limits", "memory"]] == nil {
                     warnings.append("container \(name) has no memory limit: the pod VM is sized from limits (2 GiB for the guest plus the sum of limits)")
                 }
-                if !image.contains("@sha256:") {
+                if !image.contains("@sha256:"), !lockedImages.contains(image) {
                     let last = image.split(separator: "/").last.map(String.init) ?? image
                     if !last.contains(":") || last.hasSuffix(":latest") {
                         warnings.append("image \(image) is tagged latest (or untagged): pin it by digest")

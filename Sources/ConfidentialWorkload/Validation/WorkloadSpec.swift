@@ -51,7 +51,9 @@ public struct SpecError: Error, Sendable, Hashable, CustomStringConvertible {
 
 extension WorkloadSpec {
     /// Reads and checks a workload's spec; every problem found is returned, each naming its field.
-    public static func parse(_ workload: ConfidentialWorkload) -> Result<WorkloadSpec, SpecErrors> {
+    /// `resolved`: the images the registry resolved (they run by digest when `spec.images.lockDigests`,
+    /// so they need no advice to pin them).
+    public static func parse(_ workload: ConfidentialWorkload, resolved: Set<String> = []) -> Result<WorkloadSpec, SpecErrors> {
         var errors: [SpecError] = []
         let name = workload.metadata.name ?? ""
         // The name is the value of the selector label, and label values stop at 63 characters.
@@ -165,7 +167,7 @@ extension WorkloadSpec {
         }
         var warnings: [String] = []
         if template.objectValue != nil {
-            PodRules.check(template: template, policy: policy, errors: &errors, warnings: &warnings)
+            PodRules.check(template: template, policy: policy, lockedImages: images.lockDigests ? resolved : [], errors: &errors, warnings: &warnings)
         }
 
         if !errors.isEmpty { return .failure(SpecErrors(errors)) }
