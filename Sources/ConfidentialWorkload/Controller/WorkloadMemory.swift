@@ -20,6 +20,14 @@ struct WorkloadMemory {
     var keyReleaseHold: KeyReleaseHold?
     /// Finalizers cwo added (the cache may not show them yet).
     var finalizersAdded: Set<String> = []
+    /// The images to resolve, for the spec they were read from (most reconciles see the same spec).
+    var imageNeeds: ImageNeeds?
+
+    struct ImageNeeds {
+        var spec: CompactJSON?
+        var references: [String]
+        var hostPulledLayers: Bool
+    }
 
     /// The desired state and its inputs. Most reconciles (those cwo's own writes trigger) have the same
     /// inputs, and the policy need not be generated again.

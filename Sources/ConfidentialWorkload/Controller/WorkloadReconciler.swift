@@ -113,7 +113,7 @@ public final class WorkloadReconciler: Reconciler {
         var refresh = ReconcileResult.done
         if let images {
             // What is known now; the rest is looked up elsewhere, and the workload requeued when it arrives.
-            let (references, hostPulled) = DesiredState.imageNeeds(workload)
+            let (references, hostPulled) = imageNeeds(workload, key: key)
             let layers = hostPulled && images.hashLayersForHostPull
             let pulls = await pullCredentials?.secrets(podSpec: workload.spec?[path: ["template", "spec"]], namespace: key.namespace) ?? PullSecrets()
             func request(_ reference: String) -> ImageResolver.Request {
@@ -151,6 +151,19 @@ public final class WorkloadReconciler: Reconciler {
         case .failure(let problem): context.providedPolicyProblem = problem.message
         }
         return (context, .requeue(after: providedPolicyRefresh))
+    }
+
+    /// `DesiredState.imageNeeds`, read again only when the spec changed.
+    func imageNeeds(_ workload: ConfidentialWorkload, key: ObjectKey) -> (references: [String], hostPulledLayers: Bool) {
+        let spec = workload.compactSpec
+        if let known = memories.read(key, uid: workload.metadata.uid).imageNeeds, known.spec == spec {
+            return (known.references, known.hostPulledLayers)
+        }
+        let needs = DesiredState.imageNeeds(workload)
+        memories.update(key, uid: workload.metadata.uid) {
+            $0.imageNeeds = .init(spec: spec, references: needs.references, hostPulledLayers: needs.hostPulledLayers)
+        }
+        return needs
     }
 
     struct ConfigMapProblem: Error { var message: String }
