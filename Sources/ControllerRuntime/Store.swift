@@ -9,8 +9,15 @@ import Synchronization
 public final class Store<Object: KubernetesObject>: Sendable {
     public typealias IndexFunction = @Sendable (Object) -> String?
 
+    /// Objects are boxed: a dictionary reserves room for more entries than it holds, and a bucket sized
+    /// for a whole Deployment or workload struct (hundreds of bytes each) would be mostly empty space.
+    fileprivate final class Box: Sendable {
+        let object: Object
+        init(_ object: Object) { self.object = object }
+    }
+
     private struct State {
-        var objects: [ObjectKey: Object] = [:]
+        var objects: [ObjectKey: Box] = [:]
         var index: [String: Set<ObjectKey>] = [:]
         var synced = false
     }
@@ -26,16 +33,16 @@ public final class Store<Object: KubernetesObject>: Sendable {
     }
 
     public func get(_ key: ObjectKey) -> Object? {
-        state.withLock { $0.objects[key] }
+        state.withLock { $0.objects[key]?.object }
     }
 
     public func list() -> [Object] {
-        state.withLock { Array($0.objects.values) }
+        state.withLock { $0.objects.values.map(\.object) }
     }
 
     /// The objects whose index value is `value` (empty without an index function).
     public func indexed(_ value: String) -> [Object] {
-        state.withLock { state in (state.index[value] ?? []).compactMap { state.objects[$0] } }
+        state.withLock { state in (state.index[value] ?? []).compactMap { state.objects[$0]?.object } }
     }
 
     public var count: Int { state.withLock { $0.objects.count } }
@@ -46,18 +53,18 @@ public final class Store<Object: KubernetesObject>: Sendable {
     /// Replaces everything (after a list); returns the previous content for diffing and the objects as
     /// stored (transformed), so change handlers see what readers will.
     @discardableResult
-    func replace(with objects: [Object]) -> (old: [ObjectKey: Object], stored: [Object]) {
+    func replace(with objects: [Object]) -> (old: Contents, stored: [Object]) {
         let stored = objects.map { transform?($0) ?? $0 }
-        var fresh: [ObjectKey: Object] = [:]
+        var fresh: [ObjectKey: Box] = [:]
         fresh.reserveCapacity(stored.count)
         var index: [String: Set<ObjectKey>] = [:]
         for object in stored {
             let key = ObjectKey(object)
-            fresh[key] = object
+            fresh[key] = Box(object)
             if let value = indexFunction?(object) { index[value, default: []].insert(key) }
         }
         let old = state.withLock { state in
-            let old = state.objects
+            let old = Contents(objects: state.objects)
             state.objects = fresh
             state.index = index
             state.synced = true
@@ -73,7 +80,7 @@ public final class Store<Object: KubernetesObject>: Sendable {
         let key = ObjectKey(object)
         let value = indexFunction?(object)
         let old = state.withLock { state in
-            let old = state.objects.updateValue(object, forKey: key)
+            let old = state.objects.updateValue(Box(object), forKey: key)?.object
             if let old, let oldValue = indexFunction?(old), oldValue != value { Self.unindex(key, oldValue, in: &state) }
             if let value { state.index[value, default: []].insert(key) }
             return old
@@ -84,9 +91,18 @@ public final class Store<Object: KubernetesObject>: Sendable {
     @discardableResult
     func remove(_ key: ObjectKey) -> Object? {
         state.withLock { state in
-            let old = state.objects.removeValue(forKey: key)
+            let old = state.objects.removeValue(forKey: key)?.object
             if let old, let value = indexFunction?(old) { Self.unindex(key, value, in: &state) }
             return old
+        }
+    }
+
+    /// What the store held before a relist, read without copying it.
+    struct Contents: Sequence {
+        fileprivate let objects: [ObjectKey: Box]
+        subscript(key: ObjectKey) -> Object? { objects[key]?.object }
+        func makeIterator() -> some IteratorProtocol<(key: ObjectKey, value: Object)> {
+            objects.lazy.map { (key: $0.key, value: $0.value.object) }.makeIterator()
         }
     }
 
