@@ -109,6 +109,34 @@ struct WorkloadLifecycleTests {
         }
     }
 
+    /// A workload quiet long enough has its remembered desired state forgotten (`cwo run` sweeps every
+    /// 30 s): drift is still reverted and an edit still lands, from a desired state built again.
+    @Test func aForgottenDesiredStateIsBuiltAgainForDriftAndEdits() async throws {
+        try await Harness.with("forgotten") { harness in
+            _ = try await harness.createWorkload("app", spec: simpleSpec(replicas: 0))
+            _ = try await harness.waitForRenderedDeployment("app")
+            // A sweep marks, the next forgets what no reconcile used in between (a reconcile may still
+            // come from the Deployment's first status: sweep again until one forgets).
+            _ = try await harness.waitForStatus("app", "observedGeneration 1") { $0.observedGeneration == 1 }
+            _ = try await eventually("the quiet workload's desired state forgotten") { () -> Bool? in
+                harness.workloadOperator.forgetQuietDesiredStates() == 1 ? true : nil
+            }
+
+            let _: UntypedObject = try await harness.admin.patch(
+                .deployments, namespace: harness.namespace, name: "app", .merge(["spec": ["replicas": 3]]), fieldManager: "kubectl-edit")
+            _ = try await eventually("replicas reverted to 0") { () -> Bool? in
+                try await harness.deployment("app")?.raw[path: ["spec", "replicas"]] == 0 ? true : nil
+            }
+
+            harness.workloadOperator.forgetQuietDesiredStates()
+            harness.workloadOperator.forgetQuietDesiredStates()
+            try await harness.replaceSpec("app", simpleSpec(replicas: 0, image: "nginx:1.28"))
+            let after = try await harness.waitForRenderedDeployment("app")
+            #expect(after.raw[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first?["image"] == "nginx:1.28")
+            _ = try await harness.waitForStatus("app", "observedGeneration 2") { $0.observedGeneration == 2 }
+        }
+    }
+
     @Test func deletingTheWorkloadRemovesTheDeployment() async throws {
         try await Harness.with("delete") { harness in
             _ = try await harness.createWorkload("gone", spec: simpleSpec())

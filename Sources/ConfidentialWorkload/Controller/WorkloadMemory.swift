@@ -22,6 +22,8 @@ struct WorkloadMemory {
     var finalizersAdded: Set<String> = []
     /// The images to resolve, for the spec they were read from (most reconciles see the same spec).
     var imageNeeds: ImageNeeds?
+    /// Whether `build` or `imageNeeds` served a reconcile since the last sweep (`forgetColdBuilds`).
+    var buildUsed = false
 
     struct ImageNeeds {
         var spec: CompactJSON?
@@ -87,7 +89,12 @@ struct WorkloadMemory {
 
 /// Every workload's memory behind one lock.
 final class WorkloadMemories: Sendable {
-    private let entries = Mutex<[ObjectKey: WorkloadMemory]>([:])
+    /// Boxed: the dictionary keeps spare buckets, and each would otherwise be a whole (large) memory.
+    private final class Box: @unchecked Sendable {  // only touched under `entries`' lock
+        var memory: WorkloadMemory
+        init(_ memory: WorkloadMemory) { self.memory = memory }
+    }
+    private let entries = Mutex<[ObjectKey: Box]>([:])
     /// The resourceVersion of each workload's Deployment as cwo's last apply returned it: the watch event
     /// of that version is the echo of cwo's own write, which the reconcile that wrote it already knew.
     private let echoes = Mutex<[ObjectKey: String]>([:])
@@ -109,7 +116,7 @@ final class WorkloadMemories: Sendable {
     /// The memory of `key` for the workload with `uid` (empty for another uid).
     func read(_ key: ObjectKey, uid: String?) -> WorkloadMemory {
         entries.withLock { entries in
-            guard let memory = entries[key], memory.uid == uid else { return WorkloadMemory(uid: uid) }
+            guard let memory = entries[key]?.memory, memory.uid == uid else { return WorkloadMemory(uid: uid) }
             return memory
         }
     }
@@ -118,10 +125,42 @@ final class WorkloadMemories: Sendable {
     @discardableResult
     func update<R>(_ key: ObjectKey, uid: String?, _ change: (inout WorkloadMemory) -> R) -> R {
         entries.withLock { entries in
-            var memory = entries[key].flatMap { $0.uid == uid ? $0 : nil } ?? WorkloadMemory(uid: uid)
-            let result = change(&memory)
-            entries[key] = memory
-            return result
+            guard let box = entries[key], box.memory.uid == uid else {
+                var memory = WorkloadMemory(uid: uid)
+                let result = change(&memory)
+                entries[key] = Box(memory)
+                return result
+            }
+            return change(&box.memory)
+        }
+    }
+
+    /// The remembered desired state and image needs of `key`, marked as used.
+    func recall(_ key: ObjectKey, uid: String?) -> (build: WorkloadMemory.BuildMemo?, imageNeeds: WorkloadMemory.ImageNeeds?) {
+        entries.withLock { entries in
+            guard let box = entries[key], box.memory.uid == uid else { return (nil, nil) }
+            box.memory.buildUsed = true
+            return (box.memory.build, box.memory.imageNeeds)
+        }
+    }
+
+    /// Forgets the desired states (and image needs) no reconcile used since the last sweep; returns how
+    /// many. The memo spares hot workloads a rebuild (~2 ms: the policy); a settled workload is reconciled
+    /// seldom, and holding its desired state would cost several KB per workload for nothing. What cwo
+    /// wrote (`written`) and the key release state stay.
+    @discardableResult
+    func forgetColdBuilds() -> Int {
+        entries.withLock { entries in
+            var forgotten = 0
+            for box in entries.values {
+                if !box.memory.buildUsed, box.memory.build != nil || box.memory.imageNeeds != nil {
+                    box.memory.build = nil
+                    box.memory.imageNeeds = nil
+                    forgotten += 1
+                }
+                box.memory.buildUsed = false
+            }
+            return forgotten
         }
     }
 

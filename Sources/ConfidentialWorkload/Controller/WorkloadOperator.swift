@@ -77,16 +77,29 @@ public final class WorkloadOperator: Sendable {
         }
     }
 
-    /// Runs until cancelled (and the image resolver beside the controller, telling it of facts that arrive).
-    public func run() async {
-        guard let images = reconciler.images else { return await controller.run() }
+    /// Runs until cancelled (and the image resolver beside the controller, telling it of facts that
+    /// arrive), forgetting the desired states of workloads that went quiet every `sweep`.
+    public func run(sweep: Duration = .seconds(30)) async {
+        let images = reconciler.images
         let queue = controller.queue
-        await images.notify { await queue.add($0) }
+        await images?.notify { await queue.add($0) }
+        let memories = reconciler.memories
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await images.run() }
+            if let images { group.addTask { await images.run() } }
+            group.addTask {
+                while (try? await Task.sleep(for: sweep)) != nil { memories.forgetColdBuilds() }
+            }
             await controller.run()
-            images.finish()
+            images?.finish()
+            group.cancelAll()
         }
+    }
+
+    /// One sweep of `run`'s: forgets the desired states no reconcile used since the previous sweep (they
+    /// are built again when needed); returns how many.
+    @discardableResult
+    public func forgetQuietDesiredStates() -> Int {
+        reconciler.memories.forgetColdBuilds()
     }
 
     /// True once every cache has listed.

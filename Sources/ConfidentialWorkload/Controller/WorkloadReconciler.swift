@@ -156,12 +156,13 @@ public final class WorkloadReconciler: Reconciler {
     /// `DesiredState.imageNeeds`, read again only when the spec changed.
     func imageNeeds(_ workload: ConfidentialWorkload, key: ObjectKey) -> (references: [String], hostPulledLayers: Bool) {
         let spec = workload.compactSpec
-        if let known = memories.read(key, uid: workload.metadata.uid).imageNeeds, known.spec == spec {
+        if let known = memories.recall(key, uid: workload.metadata.uid).imageNeeds, known.spec == spec {
             return (known.references, known.hostPulledLayers)
         }
         let needs = DesiredState.imageNeeds(workload)
         memories.update(key, uid: workload.metadata.uid) {
             $0.imageNeeds = .init(spec: spec, references: needs.references, hostPulledLayers: needs.hostPulledLayers)
+            $0.buildUsed = true
         }
         return needs
     }
@@ -210,7 +211,7 @@ public final class WorkloadReconciler: Reconciler {
         // The spec as serialized bytes: exact, and a quarter of the memory of a second tree (the cache's
         // copy is replaced by every watch event, so the memo would otherwise hold its own).
         let spec = workload.compactSpec
-        if let memo = memories.read(key, uid: uid).build, memo.context == context, memo.spec == spec {
+        if let memo = memories.recall(key, uid: uid).build, memo.context == context, memo.spec == spec {
             return (memo.state, nil)
         }
         let start = ContinuousClock.now
@@ -223,7 +224,10 @@ public final class WorkloadReconciler: Reconciler {
             memo.deployment = deployment
             memo.result = .success(kept)
         }
-        memories.update(key, uid: uid) { [memo] in $0.build = memo }
+        memories.update(key, uid: uid) { [memo] in
+            $0.build = memo
+            $0.buildUsed = true
+        }
         return (result, try? built.get().deployment)
     }
 
