@@ -71,8 +71,16 @@ public struct AppliedIntent: Sendable {
 
 extension Sequence where Element == UInt8 {
     /// Lowercase hex, two digits a byte.
+    /// Lowercase hex, in a string of exactly the digits' size (a digest's hex is kept per workload).
     public var hexString: String {
-        let digits = Array("0123456789abcdef")
-        return String(flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
+        let bytes = Array(self)
+        return String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            for (offset, byte) in bytes.enumerated() {
+                buffer[2 * offset] = digits.utf8Start[Int(byte >> 4)]
+                buffer[2 * offset + 1] = digits.utf8Start[Int(byte & 0x0F)]
+            }
+            return bytes.count * 2
+        }
     }
 }

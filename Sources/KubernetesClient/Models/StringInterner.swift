@@ -18,6 +18,8 @@ enum StringInterner {
         "apiVersion", "kind", "type", "status", "reason", "message", "image", "runtimeClassName", "apiGroup",
         "imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy", "fieldsType", "manager", "operation",
         "mountPath", "serviceAccountName", "secretName", "path",
+        // Timestamps: objects written in one burst share their second.
+        "lastTransitionTime", "lastUpdateTime", "creationTimestamp",
     ]
 
     static func intern(_ string: String) -> String {
