@@ -129,7 +129,7 @@ func listAllAgain<T: Decodable & Sendable>(_ resource: Resource, namespace: Stri
     let n = Double(max(count, 1))
     report("memory.\(count).bytes_per_workload.workload", Double(workloadBytes) / n, "4. bytes per workload: the workload (spec + status)", unit: "B")
     report("memory.\(count).bytes_per_workload.deployment", Double(deploymentBytes) / n, "   bytes per workload: its Deployment, projected", unit: "B")
-    report("memory.\(count).bytes_per_workload.desired_state", Double(memoBytes) / n, "   bytes per workload: its remembered desired state", unit: "B")
+    report("memory.\(count).bytes_per_workload.desired_state", Double(memoBytes) / n, "   bytes per workload: its remembered desired state (kept 30-60 s after a reconcile)", unit: "B")
     withExtendedLifetime((cachedWorkloads, cachedDeployments, remembered)) {}
 }
 
@@ -359,9 +359,9 @@ for size in options.sizes {
                 report("cpu.\(size).cwo_s", cpuSeconds(cwo.process.pid) - cpuBefore.cwo, "   CPU of cwo while converging \(size) (of \(ProcessInfo.processInfo.activeProcessorCount) cores)", unit: "s")
                 report("cpu.\(size).server_s", serverCPU() - cpuBefore.server, "   CPU of kube-apiserver + etcd meanwhile", unit: "s")
                 report("memory.\(size)_peak_mib", rssMiB(cwo.process.pid, field: "VmHWM:"), "4. peak RSS of cwo run while converging \(size) workloads", unit: "MiB")
-                // Settled: cwo hands memory freed after the burst back every 15 s.
+                // After the burst: cwo hands memory freed after it back every 15 s.
                 try await Task.sleep(for: .seconds(20))
-                report("memory.\(size)_mib", rssMiB(cwo.process.pid), "4. RSS of cwo run with \(size) workloads and their Deployments cached (settled)", unit: "MiB")
+                report("memory.\(size)_after_burst_mib", rssMiB(cwo.process.pid), "4. RSS of cwo run 20 s after converging \(size) workloads", unit: "MiB")
                 try await memoryBreakdown(namespace: namespace, count: size)
                 let reconciles = await cwo.sum("controller_runtime_reconcile_total")
                 for verb in ["GET", "PATCH", "POST", "PUT", "DELETE"] {
@@ -372,6 +372,9 @@ for size in options.sizes {
                 try await Task.sleep(for: .seconds(options.quietSeconds))
                 let quiet = await cwo.sum("rest_client_requests_total", where: { !$0.contains("method=\"GET\"") }) - before
                 report("api.\(size).writes_per_minute_converged", quiet * 60 / Double(options.quietSeconds), "5. writes per minute when converged (\(size) workloads, \(options.quietSeconds) s)", unit: "")
+                // Settled: the quiet period gave cwo time to forget the desired states of workloads no
+                // longer reconciled (30-60 s after their last reconcile) and to hand the memory back.
+                report("memory.\(size)_mib", rssMiB(cwo.process.pid), "4. RSS of cwo run with \(size) workloads and their Deployments cached (settled, after the quiet period)", unit: "MiB")
 
                 do {
                     // 6. Restart with everything present: readiness, then every workload reconciled, nothing rewritten.
