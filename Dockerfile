@@ -13,11 +13,14 @@ COPY Package.swift ./
 RUN swift package resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
-# The same product the tests build, in release mode, with the Swift runtime linked in.
+COPY linker ./linker
+COPY scripts/build-release ./scripts/
+# The same product the tests build, in release mode, with the Swift runtime linked in and the code
+# `cwo run` executes laid out together (scripts/build-release, linker/cwo.order).
 RUN --mount=type=cache,target=/src/.build \
-    swift build -c release --product cwo --static-swift-stdlib \
+    CWO_RELEASE_SCRATCH=.build scripts/build-release --product cwo \
  && mkdir -p /staging \
- && cp "$(swift build -c release --show-bin-path)/cwo" /staging/ \
+ && cp "$(CWO_RELEASE_SCRATCH=.build scripts/build-release --show-bin-path)/cwo" /staging/ \
  && cp /usr/libexec/swift/linux/swift-backtrace-static /staging/
 
 # ---- run ----
