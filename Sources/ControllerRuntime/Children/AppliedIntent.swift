@@ -70,8 +70,7 @@ public struct AppliedIntent: Sendable {
 }
 
 extension Sequence where Element == UInt8 {
-    /// Lowercase hex, two digits a byte.
-    /// Lowercase hex, in a string of exactly the digits' size (a digest's hex is kept per workload).
+    /// Lowercase hex, two digits a byte, in a string of exactly that size (a digest's hex is kept per workload).
     public var hexString: String {
         let bytes = Array(self)
         return String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
