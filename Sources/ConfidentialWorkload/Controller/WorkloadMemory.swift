@@ -22,7 +22,7 @@ struct WorkloadMemory {
     var finalizersAdded: Set<String> = []
     /// The images to resolve, for the spec they were read from (most reconciles see the same spec).
     var imageNeeds: ImageNeeds?
-    /// Whether `build` or `imageNeeds` served a reconcile since the last sweep (`forgetColdBuilds`).
+    /// Whether `build` or `imageNeeds` served a reconcile since the last sweep (`forgetQuietDesiredStates`).
     var buildUsed = false
 
     struct ImageNeeds {
@@ -149,7 +149,7 @@ final class WorkloadMemories: Sendable {
     /// seldom, and holding its desired state would cost several KB per workload for nothing. What cwo
     /// wrote (`written`) and the key release state stay.
     @discardableResult
-    func forgetColdBuilds() -> Int {
+    func forgetQuietDesiredStates() -> Int {
         entries.withLock { entries in
             var forgotten = 0
             for box in entries.values {

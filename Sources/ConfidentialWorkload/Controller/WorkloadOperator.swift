@@ -87,7 +87,7 @@ public final class WorkloadOperator: Sendable {
         await withTaskGroup(of: Void.self) { group in
             if let images { group.addTask { await images.run() } }
             group.addTask {
-                while (try? await Task.sleep(for: sweep)) != nil { memories.forgetColdBuilds() }
+                while (try? await Task.sleep(for: sweep)) != nil { memories.forgetQuietDesiredStates() }
             }
             await controller.run()
             images?.finish()
@@ -99,7 +99,7 @@ public final class WorkloadOperator: Sendable {
     /// are built again when needed); returns how many.
     @discardableResult
     public func forgetQuietDesiredStates() -> Int {
-        reconciler.memories.forgetColdBuilds()
+        reconciler.memories.forgetQuietDesiredStates()
     }
 
     /// True once every cache has listed.
