@@ -22,6 +22,18 @@ struct HostPulledLayerPolicyTests {
     static let prefix = "io.katacontainers.fs-opt."
 
     /// Layer names, lowest first: the SHA-256 of each layer's chain ID.
+    typealias Layer = (name: String, hash: String)
+
+    /// genpolicy's test suite and its ExecProcess case as the request base, the desired state with the layered app image, and
+    /// its two layers, topmost first (as the snapshotter walks from the top layer to its parents).
+    static func fixture() async throws -> (suite: URL, base: JSONValue, state: DesiredState, top: Layer, bottom: Layer) {
+        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
+        let base = try #require(try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/execprocessdeployment" }?.cases.first).request
+        let state = try ImageFactsTests.build(facts: [ImageFactsTests.appImage: Self.layeredFacts, ImageFactsTests.sideImage: ImageFactsTests.sideFacts])
+        let names = try await Self.names()
+        return (suite, base, state, (names[1], rootHashes[1]), (names[0], rootHashes[0]))
+    }
+
     static func names() async throws -> [String] {
         let chain1 = "sha256:" + (try await sha256sum(diffIDs[0] + " " + diffIDs[1]))
         return [try await sha256sum(diffIDs[0]), try await sha256sum(chain1)]
@@ -63,13 +75,7 @@ struct HostPulledLayerPolicyTests {
     }
 
     @Test func layersAreAllowedOnlyWithTheirRootHashesInOrder() async throws {
-        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
-        let base = try #require(try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/execprocessdeployment" }?.cases.first).request
-        let state = try ImageFactsTests.build(facts: [ImageFactsTests.appImage: Self.layeredFacts, ImageFactsTests.sideImage: ImageFactsTests.sideFacts])
-        let names = try await Self.names()
-        // Topmost first, as the snapshotter walks from the top layer to its parents.
-        let top = (name: names[1], hash: Self.rootHashes[1])
-        let bottom = (name: names[0], hash: Self.rootHashes[0])
+        let (_, base, state, top, bottom) = try await Self.fixture()
         let other = String(repeating: "c", count: 64)
         let layer = { (l: (name: String, hash: String)) in Self.layerStorage(name: l.name, hash: l.hash) }
         let guestPull = try ImageFactsTests.request(state, "app", args: ["/bin/server", "--listen", ":8080"],
@@ -105,12 +111,7 @@ struct HostPulledLayerPolicyTests {
     /// `cwo policy explain` names the storage checks when a layer's root hash is not cwo's, and nothing
     /// when the layers are right.
     @Test func explainNamesTheStorageChecks() async throws {
-        let suite = try #require(GenpolicyConformanceTests.suite, "shared/peer/genpolicy not found: set CWO_SHARED_DIR")
-        let base = try #require(try GenpolicyConformanceTests.directories(suite).first { $0.name == "state/execprocessdeployment" }?.cases.first).request
-        let state = try ImageFactsTests.build(facts: [ImageFactsTests.appImage: Self.layeredFacts, ImageFactsTests.sideImage: ImageFactsTests.sideFacts])
-        let names = try await Self.names()
-        let top = (name: names[1], hash: Self.rootHashes[1])
-        let bottom = (name: names[0], hash: Self.rootHashes[0])
+        let (suite, base, state, top, bottom) = try await Self.fixture()
         let explain = { (storages: [JSONValue]) in
             try await AgentSimulator.failedChecks(policy: state.policy.text, endpoint: "CreateContainerRequest",
                                                   input: try Self.request(state, storages: storages, base: base).input,
