@@ -76,7 +76,21 @@ public final class KubeClient: Sendable {
     public func list<T: Decodable & Sendable>(
         _ resource: Resource, namespace: String? = nil, options: ListOptions = ListOptions(), as type: T.Type = T.self
     ) async throws -> ObjectList<T> {
-        try await request(.GET, resource.path(namespace: namespace), query: options.queryItems, idempotent: true, dropManagedFields: options.dropManagedFields)
+        let path = resource.path(namespace: namespace)
+        guard T.self is any ProtobufDecodable.Type else {
+            return try await request(.GET, path, query: options.queryItems, idempotent: true, dropManagedFields: options.dropManagedFields)
+        }
+        // A kind read from protobuf: ask for it, and read JSON if that is what the server sends.
+        let buffer = try await send(.GET, path, query: options.queryItems, body: nil, contentType: "", idempotent: true, accept: KubernetesProtobuf.listAccept)
+        do {
+            return try buffer.withUnsafeReadableBytes { bytes in
+                KubernetesProtobuf.isEnvelope(bytes)
+                    ? try KubernetesProtobuf.list(bytes, as: T.self)
+                    : try JSONCoding.decode(ObjectList<T>.self, from: bytes, dropManagedFields: options.dropManagedFields)
+            }
+        } catch {
+            throw KubeClientError.decoding(method: "GET", path: path, underlying: "\(error)")
+        }
     }
 
     /// All pages of a list, `pageSize` items per request. The result carries the last page's resourceVersion.
@@ -195,13 +209,14 @@ public final class KubeClient: Sendable {
     /// Sends a request and returns the body of a 2xx answer, retrying what is safe to retry.
     func send(
         _ method: HTTPMethod, _ path: String, query: [(String, String)], body: ByteBuffer?, contentType: String,
-        idempotent: Bool
+        idempotent: Bool, accept: String = "application/json"
     ) async throws -> ByteBuffer {
         var attempt = 0
         while true {
             attempt += 1
             do {
-                let response = try await execute(method, path, query: query, body: body, contentType: contentType, timeout: configuration.requestTimeout)
+                let response = try await execute(
+                    method, path, query: query, body: body, contentType: contentType, timeout: configuration.requestTimeout, accept: accept)
                 let data = try await response.body.collect(upTo: 256 * 1024 * 1024)
                 if (200..<300).contains(response.status.code) { return data }
                 throw Self.error(response: response, body: data, method: method.rawValue, path: path)
@@ -243,12 +258,12 @@ public final class KubeClient: Sendable {
     /// One HTTP exchange; the response body is left to the caller to consume.
     func execute(
         _ method: HTTPMethod, _ path: String, query: [(String, String)], body: ByteBuffer?, contentType: String,
-        timeout: Duration
+        timeout: Duration, accept: String = "application/json"
     ) async throws -> HTTPClientResponse {
         if let rateLimiter { try await rateLimiter.acquire() }
         var request = HTTPClientRequest(url: url(path: path, query: query))
         request.method = method
-        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "Accept", value: accept)
         request.headers.add(name: "User-Agent", value: configuration.userAgent)
         if let user = configuration.impersonateUser {
             request.headers.add(name: "Impersonate-User", value: user)
@@ -275,7 +290,10 @@ public final class KubeClient: Sendable {
     }
 
     static func error(response: HTTPClientResponse, body: ByteBuffer, method: String, path: String) -> KubeError {
-        let status = try? body.withUnsafeReadableBytes { try JSONCoding.decode(Status.self, from: $0) }
+        let status = try? body.withUnsafeReadableBytes { bytes in
+            KubernetesProtobuf.isEnvelope(bytes)
+                ? try Status(protobuf: KubernetesProtobuf.unwrap(bytes).message) : try JSONCoding.decode(Status.self, from: bytes)
+        }
         let retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds($0) }
         return KubeError.classify(code: Int(response.status.code), status: status?.kind == "Status" ? status : nil, method: method, path: path, retryAfter: retryAfter)
     }

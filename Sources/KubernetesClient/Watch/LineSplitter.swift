@@ -52,3 +52,34 @@ public struct LineSplitter: Sendable {
         return buffer.readableBytes > 0 ? buffer : nil
     }
 }
+
+/// Splits a byte stream into frames that each follow their 4-byte big-endian length (the framing of a
+/// protobuf watch). Like `LineSplitter`, it refuses a frame longer than `maximumFrameLength`.
+public struct LengthPrefixedFrames: Sendable {
+    public let maximumFrameLength: Int
+    private var buffer = ByteBuffer()
+
+    public init(maximumFrameLength: Int = 64 * 1024 * 1024) {
+        self.maximumFrameLength = maximumFrameLength
+    }
+
+    public mutating func append(_ chunk: ByteBuffer) {
+        if buffer.readableBytes == 0 {
+            buffer = chunk
+        } else {
+            var chunk = chunk
+            buffer.writeBuffer(&chunk)
+        }
+    }
+
+    /// The next complete frame without its length, or nil if none is complete yet.
+    public mutating func next() throws -> ByteBuffer? {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
+        guard length <= maximumFrameLength else { throw KubeClientError.watchLineTooLong(limit: maximumFrameLength) }
+        guard buffer.readableBytes >= 4 + Int(length) else { return nil }
+        buffer.moveReaderIndex(forwardBy: 4)
+        let frame = buffer.readSlice(length: Int(length))
+        if buffer.readableBytes == 0 { buffer.clear() } else if buffer.readerIndex > 1 << 20 { buffer.discardReadBytes() }
+        return frame
+    }
+}

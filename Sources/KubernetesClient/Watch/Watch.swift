@@ -16,12 +16,15 @@ extension KubeClient {
         _ resource: Resource, namespace: String? = nil, options: WatchOptions = WatchOptions(), as type: T.Type = T.self
     ) async throws -> WatchStream<T> {
         let path = resource.path(namespace: namespace)
-        let response = try await execute(.GET, path, query: options.queryItems, body: nil, contentType: "", timeout: configuration.requestTimeout)
+        // A kind read from protobuf is watched as protobuf when the server offers it.
+        let accept = T.self is any ProtobufDecodable.Type ? KubernetesProtobuf.watchAccept : "application/json"
+        let response = try await execute(.GET, path, query: options.queryItems, body: nil, contentType: "", timeout: configuration.requestTimeout, accept: accept)
         guard response.status.code == 200 else {
             let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
             throw Self.error(response: response, body: body, method: "GET", path: path + "?watch=true")
         }
-        return WatchStream(body: response.body, path: path, dropManagedFields: options.dropManagedFields)
+        let protobuf = response.headers.first(name: "Content-Type")?.hasPrefix(KubernetesProtobuf.mediaType) == true
+        return WatchStream(body: response.body, path: path, dropManagedFields: options.dropManagedFields, protobuf: protobuf)
     }
 }
 
@@ -31,27 +34,34 @@ public struct WatchStream<Object: Decodable & Sendable>: AsyncSequence {
     let body: HTTPClientResponse.Body
     let path: String
     var dropManagedFields = false
+    /// Length-prefixed protobuf frames instead of JSON lines.
+    var protobuf = false
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(body: body.makeAsyncIterator(), path: path, dropManagedFields: dropManagedFields)
+        Iterator(body: body.makeAsyncIterator(), path: path, dropManagedFields: dropManagedFields, protobuf: protobuf)
     }
 
     public struct Iterator: AsyncIteratorProtocol {
         var body: HTTPClientResponse.Body.AsyncIterator
         var splitter = LineSplitter()
+        var frames: LengthPrefixedFrames?
         let path: String
         let dropManagedFields: Bool
         var finished = false
 
-        init(body: HTTPClientResponse.Body.AsyncIterator, path: String, dropManagedFields: Bool) {
+        init(body: HTTPClientResponse.Body.AsyncIterator, path: String, dropManagedFields: Bool, protobuf: Bool) {
             self.body = body
             self.path = path
             self.dropManagedFields = dropManagedFields
+            if protobuf { frames = LengthPrefixedFrames() }
         }
 
         public mutating func next() async throws -> WatchEvent<Object>? {
             while !finished {
-                if let line = try splitter.nextLine() {
+                if frames != nil, let frame = try frames?.next() {
+                    return try decodeProtobuf(frame)
+                }
+                if frames == nil, let line = try splitter.nextLine() {
                     return try decode(line)
                 }
                 let chunk: ByteBuffer?
@@ -63,12 +73,23 @@ public struct WatchStream<Object: Decodable & Sendable>: AsyncSequence {
                 }
                 guard let chunk else {
                     finished = true
-                    if let last = splitter.finish() { return try decode(last) }
+                    // A protobuf frame cut short is a broken stream: the caller resumes from the last version.
+                    if frames == nil, let last = splitter.finish() { return try decode(last) }
                     return nil
                 }
-                splitter.append(chunk)
+                if frames != nil { frames?.append(chunk) } else { splitter.append(chunk) }
             }
             return nil
+        }
+
+        private func decodeProtobuf(_ frame: ByteBuffer) throws -> WatchEvent<Object> {
+            let payload: WatchFrame<Object>.Payload
+            do {
+                payload = try frame.withUnsafeReadableBytes { try KubernetesProtobuf.watchFrame($0, as: Object.self) }
+            } catch {
+                throw KubeClientError.decoding(method: "GET", path: path + "?watch=true", underlying: "\(error)")
+            }
+            return try Self.event(payload, path: path)
         }
 
         private func decode(_ line: ByteBuffer) throws -> WatchEvent<Object> {
@@ -78,7 +99,11 @@ public struct WatchStream<Object: Decodable & Sendable>: AsyncSequence {
             } catch {
                 throw KubeClientError.decoding(method: "GET", path: path + "?watch=true", underlying: "\(error)")
             }
-            switch frame.payload {
+            return try Self.event(frame.payload, path: path)
+        }
+
+        private static func event(_ payload: WatchFrame<Object>.Payload, path: String) throws -> WatchEvent<Object> {
+            switch payload {
             case .event(let event):
                 return event
             case .error(let status):

@@ -1,0 +1,105 @@
+import Foundation
+import KubernetesClient
+import Testing
+import TestSupport
+
+/// ReplicaSets are listed and watched as protobuf (`ReplicaSetSummary` is `ProtobufDecodable`): what the
+/// client reads must be exactly what the JSON encoding of the same objects says.
+@Suite("Protobuf lists and watches against the real control plane")
+struct ProtobufTests {
+    /// Longer than `ReplicaSetSummary.maximumKeptValue`: an agent policy's size.
+    let longValue = String(repeating: "cG9saWN5", count: 6_000)
+
+    func replicaSet(_ name: String, replicas: Int, owner: UntypedObject? = nil) -> JSONValue {
+        var metadata: JSONValue = [
+            "name": .string(name), "labels": ["app": .string(name), "cwo.dev/workload": "w"],
+            "annotations": ["note": "kept", "deployment.kubernetes.io/revision": "3"],
+        ]
+        if let owner {
+            metadata["ownerReferences"] = [["apiVersion": "v1", "kind": "ConfigMap", "name": .string(owner.name), "uid": .string(owner.metadata.uid ?? ""),
+                "controller": true, "blockOwnerDeletion": true]]
+        }
+        return [
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": metadata,
+            "spec": [
+                "replicas": .number(Double(replicas)), "selector": ["matchLabels": ["app": .string(name)]],
+                "template": [
+                    "metadata": ["labels": ["app": .string(name)], "annotations": ["cwo.dev/policy-hash": "abc123", "policy": .string(longValue), "empty": ""]],
+                    "spec": ["containers": [["name": "app", "image": "registry.example/app:1"]]],
+                ],
+            ],
+        ]
+    }
+
+    /// The JSON encoding of the namespace's ReplicaSets, read through the JSON path of `ReplicaSetSummary`.
+    func fromJSON(_ client: KubeClient, _ namespace: String) async throws -> [ReplicaSetSummary] {
+        let list: ObjectList<UntypedObject> = try await client.list(.replicaSets, namespace: namespace)
+        return try list.items.map { try $0.raw.decode(as: ReplicaSetSummary.self) }
+    }
+
+    @Test func aListReadAsProtobufEqualsTheJSONEncoding() async throws {
+        let client = try await TestCluster.shared().adminClient()
+        defer { Task { try? await client.shutdown() } }
+        let ns = try await client.makeTestNamespace("protobuf-list")
+        let owner: UntypedObject = try await client.create(.configMaps, namespace: ns, try UntypedObject(["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "owner"]]))
+        for (index, replicas) in [2, 0, 1].enumerated() {
+            let _: UntypedObject = try await client.create(.replicaSets, namespace: ns, try UntypedObject(replicaSet("rs-\(index)", replicas: replicas, owner: owner)))
+        }
+        // The controller manager creates the pods; wait until every ReplicaSet counts them.
+        let json = try await eventually(timeout: .seconds(30), "ReplicaSets counting their pods") { () -> [ReplicaSetSummary]? in
+            let summaries = try await fromJSON(client, ns)
+            return summaries.map(\.replicas).sorted() == [0, 1, 2] ? summaries : nil
+        }
+        // One item a page: the continue token of a protobuf list pages like JSON's.
+        let paged: ObjectList<ReplicaSetSummary> = try await client.listAll(.replicaSets, namespace: ns, pageSize: 1)
+        #expect(paged.items.sorted { $0.name < $1.name } == json.sorted { $0.name < $1.name })
+        #expect(paged.metadata.resourceVersion?.isEmpty == false)
+
+        let first = try #require(paged.items.first { $0.name == "rs-0" })
+        #expect(first.replicas == 2)
+        #expect(first.templateAnnotations == ["cwo.dev/policy-hash": "abc123", "empty": ""])
+        #expect(first.metadata.ownerReferences?.first?.uid == owner.metadata.uid)
+        #expect(first.metadata.ownerReferences?.first?.controller == true)
+        #expect(first.metadata.labels?["cwo.dev/workload"] == "w")
+        #expect(first.metadata.creationTimestamp?.hasSuffix("Z") == true)
+    }
+
+    @Test func aWatchReadAsProtobufDeliversEveryChange() async throws {
+        let client = try await TestCluster.shared().adminClient()
+        defer { Task { try? await client.shutdown() } }
+        let ns = try await client.makeTestNamespace("protobuf-watch")
+        let list: ObjectList<ReplicaSetSummary> = try await client.list(.replicaSets, namespace: ns)
+        let stream: WatchStream<ReplicaSetSummary> = try await client.watch(
+            .replicaSets, namespace: ns, options: .init(resourceVersion: list.metadata.resourceVersion, timeoutSeconds: 60))
+        let _: UntypedObject = try await client.create(.replicaSets, namespace: ns, try UntypedObject(replicaSet("rs", replicas: 0)))
+        let _: UntypedObject = try await client.patch(.replicaSets, namespace: ns, name: "rs", .merge(["metadata": ["annotations": ["note": "changed"]]]))
+        try await client.delete(.replicaSets, namespace: ns, name: "rs")
+
+        var seen: [String] = []
+        for try await event in stream {
+            switch event {
+            case .added(let object): seen.append("ADDED \(object.name) \(object.metadata.annotations?["note"] ?? "")")
+            case .modified(let object): seen.append("MODIFIED \(object.name) \(object.metadata.annotations?["note"] ?? "")")
+            case .deleted(let object): seen.append("DELETED \(object.name)")
+            case .bookmark: continue
+            }
+            if seen.last?.hasPrefix("DELETED") == true { break }
+        }
+        // The controller manager may write the status in between; the changes we made arrive in order.
+        #expect(seen.first == "ADDED rs kept")
+        #expect(seen.contains("MODIFIED rs changed"))
+        #expect(seen.last == "DELETED rs")
+    }
+
+    @Test func anErrorAnswerIsReadFromItsProtobufStatus() async throws {
+        let client = try await TestCluster.shared().adminClient()
+        defer { Task { try? await client.shutdown() } }
+        // A list of a namespace that does not exist is an empty list; a malformed selector is a 400 Status.
+        await #expect {
+            let _: ObjectList<ReplicaSetSummary> = try await client.list(.replicaSets, namespace: "default", options: .init(labelSelector: "a in (b"))
+        } throws: { error in
+            guard let error = error as? KubeError else { return false }
+            return error.code == 400 && error.message.contains("unable to parse requirement")
+        }
+    }
+}

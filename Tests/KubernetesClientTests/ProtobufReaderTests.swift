@@ -1,0 +1,70 @@
+import KubernetesClient
+import Testing
+
+/// The protobuf reader on hand-made messages: what it must never do is crash or read past its bytes.
+/// (Objects the real API server sends are read in KubernetesClientIntegrationTests/ProtobufTests.)
+@Suite("Protobuf reader")
+struct ProtobufReaderTests {
+    static func varint(_ value: UInt64) -> [UInt8] {
+        var value = value
+        var bytes: [UInt8] = []
+        repeat {
+            bytes.append(UInt8(value & 0x7F) | (value > 0x7F ? 0x80 : 0))
+            value >>= 7
+        } while value > 0
+        return bytes
+    }
+
+    static func field(_ number: Int, _ payload: [UInt8]) -> [UInt8] {
+        varint(UInt64(number << 3 | 2)) + varint(UInt64(payload.count)) + payload
+    }
+
+    static func field(_ number: Int, varint value: Int64) -> [UInt8] {
+        varint(UInt64(number << 3)) + varint(UInt64(bitPattern: value))
+    }
+
+    /// ObjectMeta with a name and a creationTimestamp of `seconds`.
+    static func meta(seconds: Int64) -> [UInt8] {
+        field(1, Array("n".utf8)) + field(8, field(1, varint: seconds) + field(2, varint: 0))
+    }
+
+    @Test(arguments: [
+        (Int64(0), "1970-01-01T00:00:00Z"), (951_782_400, "2000-02-29T00:00:00Z"), (1_796_191_491, "2026-12-02T06:04:51Z"),
+        (-1, "1969-12-31T23:59:59Z"), (4_102_444_800, "2100-01-01T00:00:00Z"), (253_402_300_799, "9999-12-31T23:59:59Z"),
+    ])
+    func timestampsReadAsTheJSONEncodingWritesThem(seconds: Int64, expected: String) throws {
+        let meta = try Self.meta(seconds: seconds).withUnsafeBytes { try ObjectMeta(protobuf: ProtobufReader($0)) }
+        #expect(meta.name == "n")
+        #expect(meta.creationTimestamp == expected)
+    }
+
+    @Test func everyTruncationIsAnErrorNotACrash() throws {
+        let labels = Self.field(11, Self.field(1, Array("app".utf8)) + Self.field(2, Array("web".utf8)))
+        let whole = Self.meta(seconds: 1_796_191_491) + labels + Self.field(7, varint: 300)
+        let meta = try whole.withUnsafeBytes { try ObjectMeta(protobuf: ProtobufReader($0)) }
+        #expect(meta.labels == ["app": "web"])
+        #expect(meta.generation == 300)
+        var failures = 0
+        for length in 1..<whole.count {
+            do {
+                _ = try Array(whole.prefix(length)).withUnsafeBytes { try ObjectMeta(protobuf: ProtobufReader($0)) }
+            } catch is ProtobufError {
+                failures += 1
+            }
+        }
+        // A cut inside a field fails; a cut between fields is a shorter, valid message.
+        #expect(failures > whole.count / 2)
+    }
+
+    @Test func unknownFieldsAndWireTypesAreSkippedOrRefused() throws {
+        // Field 99 as a fixed64 and a fixed32, then the name: skipped, name read.
+        let skipped = Self.varint(99 << 3 | 1) + [UInt8](repeating: 1, count: 8) + Self.varint(98 << 3 | 5) + [1, 2, 3, 4] + Self.field(1, Array("x".utf8))
+        #expect(try skipped.withUnsafeBytes { try ObjectMeta(protobuf: ProtobufReader($0)) }.name == "x")
+        // Wire type 3 (groups) is not used by Kubernetes: refused.
+        #expect(throws: ProtobufError.self) { try ([UInt8](Self.varint(1 << 3 | 3))).withUnsafeBytes { try ObjectMeta(protobuf: ProtobufReader($0)) } }
+        // A length past the end of the message.
+        #expect(throws: ProtobufError.self) { try ([0x0A, 0x7F, 0x41]).withUnsafeBytes { try ObjectMeta(protobuf: ProtobufReader($0)) } }
+        // No envelope: not protobuf.
+        #expect(!Array("{\"kind\":\"List\"}".utf8).withUnsafeBytes { KubernetesProtobuf.isEnvelope($0) })
+    }
+}
