@@ -237,8 +237,12 @@ func convergenceStart(_ namespace: String) async throws -> String {
     return list.metadata.resourceVersion ?? ""
 }
 
+/// Returns when each workload converged, in seconds from the call, in order.
+@discardableResult
 func waitConverged(_ namespace: String, from resourceVersion: String, count: Int,
-                   until converged: @escaping @Sendable (UntypedObject) -> Bool = { _ in true }) async throws {
+                   until converged: @escaping @Sendable (UntypedObject) -> Bool = { _ in true }) async throws -> [Double] {
+    let start = ContinuousClock.now
+    var times: [Double] = []
     var done = Set<String>()
     var version = resourceVersion
     while true {
@@ -250,11 +254,12 @@ func waitConverged(_ namespace: String, from resourceVersion: String, count: Int
                 version = next
             case .added(let object), .modified(let object), .deleted(let object):
                 version = object.metadata.resourceVersion ?? version
-                if object.raw[path: ["status", "observedGeneration"]]?.intValue == Int(object.metadata.generation ?? -1), converged(object) {
-                    done.insert(object.name)
+                if object.raw[path: ["status", "observedGeneration"]]?.intValue == Int(object.metadata.generation ?? -1), converged(object),
+                    done.insert(object.name).inserted {
+                    times.append(seconds(ContinuousClock.now - start))
                 }
             }
-            if done.count >= count { return }
+            if done.count >= count { return times }
         }
     }
 }
@@ -347,12 +352,20 @@ for size in options.sizes {
             let from = try await convergenceStart(namespace)
             let start = ContinuousClock.now
             let cpuBefore = (cwo: cpuSeconds(cwo.process.pid), server: serverCPU())
-            async let converged: Void = waitConverged(namespace, from: from, count: size)
+            async let converged = waitConverged(namespace, from: from, count: size)
+            var created: [Double] = []
             try await concurrently(size, width: 16) { index in
                 let _: UntypedObject = try await client.create(workloads, namespace: namespace, try UntypedObject(workload("w-\(index)")))
             }
-            try await converged
+            created.append(seconds(ContinuousClock.now - start))
+            let completions = try await converged
             cwoTimes.append(seconds(ContinuousClock.now - start))
+            if run == 0 && concurrency == options.concurrencies.max() {
+                // The shape of the curve: a tail (a few slow workloads) or a rate (all of them late).
+                report("convergence.\(size).created_s", created[0], "   all \(size) workloads created (by the bench, 16 at a time)", unit: "s")
+                report("convergence.\(size).half_s", percentile(completions, 0.5), "   half of them converged", unit: "s")
+                report("convergence.\(size).p90_s", percentile(completions, 0.9), "   90 % converged", unit: "s")
+            }
             try await checkDeployments(namespace, count: size)
             if run == 0 && concurrency == options.concurrencies.max() {
                 // Where the time goes: cwo's own CPU, and the API server's (+ etcd's) for the same work.
@@ -461,13 +474,13 @@ for size in options.sizes {
         let from = try await convergenceStart(namespace)
         let start = ContinuousClock.now
         // Resolving: converged means the Deployment runs the images by digest (ImagesResolved True).
-        async let converged: Void = waitConverged(namespace, from: from, count: count) { object in
+        async let converged = waitConverged(namespace, from: from, count: count) { object in
             !resolving || (object.raw[path: ["status", "conditions"]]?.arrayValue ?? []).contains { $0["type"] == "ImagesResolved" && $0["status"] == "True" }
         }
         try await concurrently(count, width: 16) { index in
             let _: UntypedObject = try await client.create(workloads, namespace: namespace, try UntypedObject(imageWorkload(index)))
         }
-        try await converged
+        _ = try await converged
         times[resolving, default: []].append(seconds(ContinuousClock.now - start))
         if resolving && round == 0 {
             let deployments: ObjectList<UntypedObject> = try await client.listAll(.deployments, namespace: namespace, options: .init(labelSelector: "app.kubernetes.io/managed-by=cwo"))
