@@ -10,20 +10,40 @@ struct WorkloadMemory {
     /// starts with nothing remembered.
     var uid: String?
     /// The last desired state and what it was built from.
-    var build: BuildMemo?
+    var build: BuildMemo? {
+        get { buildBox?.value }
+        set { buildBox = newValue.map(Indirect.init) }
+    }
     /// Our last write of each child (and of status), to recognise a cache that has not caught up yet.
     var written: [String: Written] = [:]
     /// Managed key release: what Key Vault was last brought to.
     var keyRelease: KeyReleaseMemo?
     /// Managed key release: consecutive failures, and the last one while cwo waits to try again.
     var keyReleaseFailures = 0
-    var keyReleaseHold: KeyReleaseHold?
+    var keyReleaseHold: KeyReleaseHold? {
+        get { holdBox?.value }
+        set { holdBox = newValue.map(Indirect.init) }
+    }
     /// Finalizers cwo added (the cache may not show them yet).
     var finalizersAdded: Set<String> = []
     /// The images to resolve, for the spec they were read from (most reconciles see the same spec).
     var imageNeeds: ImageNeeds?
     /// Whether `build` or `imageNeeds` served a reconcile since the last sweep (`forgetQuietDesiredStates`).
     var buildUsed = false
+
+    /// Held out of line: inline, the two optionals made every workload's memory 1 KB (a `DesiredState`
+    /// is large), though most workloads have neither once settled.
+    init(uid: String?) {
+        self.uid = uid
+    }
+
+    private var buildBox: Indirect<BuildMemo>?
+    private var holdBox: Indirect<KeyReleaseHold>?
+
+    private final class Indirect<Value>: @unchecked Sendable {  // immutable; set by replacing the box
+        let value: Value
+        init(_ value: Value) { self.value = value }
+    }
 
     struct ImageNeeds {
         var spec: CompactJSON?
@@ -97,20 +117,37 @@ final class WorkloadMemories: Sendable {
     private let entries = Mutex<[ObjectKey: Box]>([:])
     /// The resourceVersion of each workload's Deployment as cwo's last apply returned it: the watch event
     /// of that version is the echo of cwo's own write, which the reconcile that wrote it already knew.
-    private let echoes = Mutex<[ObjectKey: String]>([:])
+    private let echoes = Mutex<[ObjectKey: (version: String?, verified: Bool)]>([:])
 
-    func expectEcho(_ key: ObjectKey, version: String?) {
-        echoes.withLock { $0[key] = version }
+    /// What a watched Deployment is to the reconciler that wrote it.
+    enum Echo: Equatable {
+        /// Not (or no longer) expected: someone else's change, or a later one.
+        case none
+        /// The echo of cwo's own write.
+        case echo
+        /// The echo, and the apply's answer was found to contain cwo's whole intent.
+        case verifiedEcho
+    }
+
+    /// `verified`: the apply's answer contained everything cwo applied (nothing, e.g. a mutating webhook,
+    /// changed a field cwo sets).
+    func expectEcho(_ key: ObjectKey, version: String?, verified: Bool = false) {
+        echoes.withLock { $0[key] = (version, verified) }
     }
 
     /// Whether a watched Deployment of `key` at `version` is that echo (forgotten once seen, or once a
     /// later version shows the expectation is stale).
-    func isEcho(_ key: ObjectKey, version: String?) -> Bool {
+    func echo(_ key: ObjectKey, version: String?) -> Echo {
         echoes.withLock { echoes in
-            guard let expected = echoes[key] else { return false }
+            guard let expected = echoes[key] else { return .none }
             echoes[key] = nil
-            return expected == version
+            guard expected.version == version else { return .none }
+            return expected.verified ? .verifiedEcho : .echo
         }
+    }
+
+    func isEcho(_ key: ObjectKey, version: String?) -> Bool {
+        echo(key, version: version) != .none
     }
 
     /// The memory of `key` for the workload with `uid` (empty for another uid).
