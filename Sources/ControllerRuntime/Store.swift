@@ -88,6 +88,18 @@ public final class Store<Object: KubernetesObject>: Sendable {
         return (old, object)
     }
 
+    /// Replaces the stored object of `key` with `change(object)` if it is still at `resourceVersion`
+    /// (a newer one from the watch is left alone). For a reader that learned it needs less of an
+    /// object than the transform kept; `change` must keep the metadata (the index reads it).
+    @discardableResult
+    public func update(_ key: ObjectKey, ifVersion resourceVersion: String?, _ change: (Object) -> Object) -> Bool {
+        state.withLock { state in
+            guard let current = state.objects[key]?.object, current.metadata.resourceVersion == resourceVersion else { return false }
+            state.objects[key] = Box(change(current))
+            return true
+        }
+    }
+
     @discardableResult
     func remove(_ key: ObjectKey) -> Object? {
         state.withLock { state in

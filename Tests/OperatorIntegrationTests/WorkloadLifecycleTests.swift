@@ -1,4 +1,5 @@
 import ConfidentialWorkload
+import ControllerRuntime
 import Foundation
 import KubernetesClient
 import Testing
@@ -134,6 +135,44 @@ struct WorkloadLifecycleTests {
             let after = try await harness.waitForRenderedDeployment("app")
             #expect(after.raw[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first?["image"] == "nginx:1.28")
             _ = try await harness.waitForStatus("app", "observedGeneration 2") { $0.observedGeneration == 2 }
+        }
+    }
+
+    @Test func aSettledDeploymentIsCachedAsASummaryAndHandEditsStillRevert() async throws {
+        try await Harness.with("summary") { harness in
+            _ = try await harness.createWorkload("app", spec: simpleSpec(replicas: 0))
+            _ = try await harness.waitForRenderedDeployment("app")
+            let key = ObjectKey(namespace: harness.namespace, name: "app")
+            let cache = harness.workloadOperator.caches.deployments
+            let summary = try await eventually("the Deployment cached as a summary") { cache.get(key).flatMap { $0.specIsSummary ? $0 : nil } }
+            // What a reconcile still reads is kept (the images, the policy hash); the rest is not.
+            #expect(summary.spec?[path: ["template", "spec", "containers"]]?.arrayValue?.first?["image"] == "nginx:1.27")
+            #expect(summary.spec?[path: ["template", "metadata", "annotations", AgentPolicy.hashAnnotationKey]]?.stringValue?.count == 64)
+            #expect(summary.spec?["replicas"] == nil)
+            #expect(summary.spec?[path: ["template", "spec", "runtimeClassName"]] == nil)
+
+            // A hand edit of a field cwo sets arrives whole, is reverted, and the answer settles again.
+            let _: UntypedObject = try await harness.admin.patch(
+                .deployments, namespace: harness.namespace, name: "app", .merge(["spec": ["replicas": 3]]), fieldManager: "kubectl-edit")
+            _ = try await eventually("replicas reverted to 0") { () -> Bool? in
+                try await harness.deployment("app")?.raw[path: ["spec", "replicas"]] == 0 ? true : nil
+            }
+            // The controller manager scales the pods back and reports it: wait until the cache is a summary
+            // of the settled Deployment and the workload's status says so.
+            _ = try await eventually(timeout: .seconds(30), "the reverted, settled Deployment cached as a summary") { () -> Deployment? in
+                cache.get(key).flatMap {
+                    $0.specIsSummary && $0.resourceVersion != summary.resourceVersion && $0.status?.observedGeneration == $0.metadata.generation
+                        && ($0.status?.replicas ?? 0) == 0 ? $0 : nil
+                }
+            }
+            _ = try await harness.waitForStatus("app", "no replicas") { $0.replicas == 0 }
+            // Reconciling the summary again writes nothing: its digest matches the intent.
+            try await Task.sleep(for: .milliseconds(500))
+            let writes = harness.requests.writes
+            await harness.workloadOperator.controller.queue.add(key)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(harness.requests.writes == writes)
+            #expect(cache.get(key)?.specIsSummary == true)
         }
     }
 

@@ -13,13 +13,7 @@ public struct WorkloadCaches: Sendable {
     public init() {
         // Workloads with their spec serialized (read a few times per reconcile, kept for every workload).
         workloads = Store(transform: { $0.compacted() })
-        // Deployments are kept with the policy annotation (~10 KB each) replaced by its digest, and the
-        // spec serialized (a quarter of the memory of the tree; parsed once per reconcile).
-        deployments = Store(transform: { deployment in
-            var projected = deployment
-            projected.spec = PolicyDigest.project(deployment: deployment.spec)
-            return projected.compacted()
-        })
+        deployments = Store(transform: { Self.project($0).compacted() })
         // ReplicaSets carry the pod template's labels: index them by the workload they run.
         replicaSets = Store(index: { replicaSet in
             replicaSet.metadata.labels?[Names.workloadLabel].map { "\(replicaSet.metadata.namespace ?? "")/\($0)" }
@@ -27,5 +21,35 @@ public struct WorkloadCaches: Sendable {
         configMaps = Store()
         serviceAccounts = Store()
         runtimeClasses = Store()
+    }
+
+    /// A Deployment as the cache compares it: the policy annotation (~50 KB) replaced by its digest.
+    static func project(_ deployment: Deployment) -> Deployment {
+        var projected = deployment
+        projected.spec = PolicyDigest.project(deployment: deployment.spec)
+        return projected
+    }
+
+    /// Once a reconcile found the cached Deployment at `resourceVersion` to contain cwo's intent, only
+    /// its digest annotation (in the metadata) is compared until the Deployment changes: its spec (~2 KB
+    /// serialized) is replaced by what the reconciler still reads (the template's short annotations, the
+    /// images). A newer version from the watch arrives whole and is checked whole again.
+    @discardableResult
+    func settleDeployment(_ key: ObjectKey, at resourceVersion: String?) -> Bool {
+        deployments.update(key, ifVersion: resourceVersion) { deployment in
+            guard !deployment.specIsSummary, let template = deployment.spec?["template"] else { return deployment }
+            var summary: [String: JSONValue] = [:]
+            if let annotations = template[path: ["metadata", "annotations"]]?.objectValue {
+                let short = annotations.filter { ($0.value.stringValue?.utf8.count ?? 0) <= ReplicaSetSummary.maximumKeptValue }
+                summary["metadata"] = ["annotations": .object(short)]
+            }
+            var podSpec: [String: JSONValue] = [:]
+            for list in ["initContainers", "containers"] {
+                guard let containers = template[path: ["spec", list]]?.arrayValue else { continue }
+                podSpec[list] = .array(containers.map { ["name": $0["name"] ?? .null, "image": $0["image"] ?? .null] })
+            }
+            summary["spec"] = .object(podSpec)
+            return deployment.withSpecSummary(["template": .object(summary)])
+        }
     }
 }

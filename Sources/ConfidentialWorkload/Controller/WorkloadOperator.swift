@@ -53,11 +53,22 @@ public final class WorkloadOperator: Sendable {
         controller.watch(workloads) { change in change.changesSpecOrMetadata ? [ObjectKey(change.object)] : [] }
         // The echo of cwo's own apply needs no reconcile (it reconciled from the apply's answer); any other
         // change of its Deployment (a rollout's status, a hand edit, a deletion) does.
+        // A verified echo is what cwo applied, as the server keeps it: the cache holds its summary only.
         let memories = reconciler.memories
+        let caches = caches
         controller.watch(deployments) { change in
             let keys = owner(change)
             if case .deleted = change { return keys }
-            return keys.filter { !memories.isEcho($0, version: change.object.metadata.resourceVersion) }
+            let version = change.object.metadata.resourceVersion
+            return keys.filter { key in
+                switch memories.echo(key, version: version) {
+                case .none: return true
+                case .echo: return false
+                case .verifiedEcho:
+                    caches.settleDeployment(ObjectKey(change.object), at: version)
+                    return false
+                }
+            }
         }
         controller.watch(configMaps, map: Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion))
         controller.watch(serviceAccounts, map: Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion))

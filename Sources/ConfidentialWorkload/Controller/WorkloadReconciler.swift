@@ -297,10 +297,18 @@ public final class WorkloadReconciler: Reconciler {
             logger.info("deployment held for image facts", metadata: ["why": "\(hold)"])
             return (cached, condition)
         }
+        var decision: AppliedIntent.Decision?
         let applied: Deployment? = try await apply(
             .deployments, state.deployment, live: live, version: cached?.resourceVersion, child: key, of: workload, logger: logger,
+            verified: cached?.specIsSummary == true, decided: { decision = $0 },
             body: { body ?? (try? DesiredState.build(workload, context: context).get().deployment) ?? state.deployment })
-        if let applied { memories.expectEcho(key, version: applied.metadata.resourceVersion) }
+        if let applied {
+            // Its echo is settled in the cache only if the server kept all cwo applied.
+            let contained = Names.intent.decide(desired: state.deployment, live: WorkloadCaches.project(applied).comparable) == .upToDate
+            memories.expectEcho(key, version: applied.metadata.resourceVersion, verified: contained)
+        } else if let cached, !cached.specIsSummary, decision == .upToDate {
+            caches.settleDeployment(key, at: cached.resourceVersion)
+        }
         return (applied ?? cached, condition)
     }
 
@@ -309,13 +317,14 @@ public final class WorkloadReconciler: Reconciler {
     /// Applies `desired` (stamped with its intent) when the intent changed or the live object drifted.
     /// Returns the server's answer when it wrote.
     ///
-    /// `desired` is compared with `live` (both as the cache keeps them); `body`, when given, makes the full
-    /// object to write.
+    /// `desired` is compared with `live` (both as the cache keeps them; `verified`: `live` is a summary of a
+    /// child already found to contain its intent); `body`, when given, makes the full object to write.
     func apply<T: Decodable & Sendable>(
         _ resource: Resource, _ desired: JSONValue, live: JSONValue?, version: String?, child: ObjectKey, of workload: ConfidentialWorkload,
-        logger: Logger, body: (() -> JSONValue)? = nil
+        logger: Logger, verified: Bool = false, decided: ((AppliedIntent.Decision) -> Void)? = nil, body: (() -> JSONValue)? = nil
     ) async throws -> T? {
-        let decision = Names.intent.decide(desired: desired, live: live)
+        let decision = Names.intent.decide(desired: desired, live: live, verified: verified)
+        decided?(decision)
         guard decision.needsWrite else { return nil }
         let key = ObjectKey(workload)
         let uid = workload.metadata.uid

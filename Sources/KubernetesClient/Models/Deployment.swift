@@ -6,11 +6,16 @@ public struct Deployment: KubernetesObject {
     public var metadata: ObjectMeta
     public var status: DeploymentStatus?
     private var storedSpec: StoredJSON
+    /// True when `spec` is a summary (`withSpecSummary`), not the whole spec.
+    public private(set) var specIsSummary = false
 
     /// The spec; for a `compacted()` Deployment, parsed from its bytes on each read.
     public var spec: JSONValue? {
         get { storedSpec.value }
-        set { storedSpec.value = newValue }
+        set {
+            storedSpec.value = newValue
+            specIsSummary = false
+        }
     }
 
     public init(metadata: ObjectMeta, spec: JSONValue? = nil, status: DeploymentStatus? = nil) {
@@ -26,6 +31,15 @@ public struct Deployment: KubernetesObject {
     public func compacted() -> Deployment {
         var copy = self
         copy.storedSpec = storedSpec.compacted()
+        return copy
+    }
+
+    /// The same Deployment with `summary` (serialized) in place of its spec: for a cache whose reader
+    /// has checked the whole spec and needs only a few of its fields until the Deployment changes.
+    public func withSpecSummary(_ summary: JSONValue) -> Deployment {
+        var copy = self
+        copy.storedSpec = StoredJSON(summary).compacted()
+        copy.specIsSummary = true
         return copy
     }
 
