@@ -97,8 +97,8 @@ func listAllAgain<T: Decodable & Sendable>(_ resource: Resource, namespace: Stri
 
 /// What each kind of per-workload data costs when held as cwo holds it, measured in this process on the
 /// objects the API server holds for `count` converged workloads: the workload (spec and status, managed
-/// fields dropped, spec serialized), its Deployment (policy annotation replaced by its digest, spec serialized), and the
-/// remembered desired state (policy text dropped, Deployment serialized).
+/// fields dropped, spec serialized), its Deployment (policy annotation replaced by its digest, spec serialized;
+/// then settled: spec summarized), and the remembered desired state (policy text dropped, Deployment serialized).
 @MainActor func memoryBreakdown(namespace: String, count: Int) async throws {
     var options = ListOptions()
     options.dropManagedFields = true
@@ -120,6 +120,18 @@ func listAllAgain<T: Decodable & Sendable>(_ resource: Resource, namespace: Stri
         }
     }
     let deploymentBytes = heapInUse() - start
+    // Once a reconcile (or the echo of cwo's apply) found it up to date: its spec summarized.
+    start = heapInUse()
+    var settledDeployments: [Deployment] = []
+    do {
+        let live = try await listAllAgain(.deployments, namespace: namespace, options: options, as: Deployment.self).items
+        settledDeployments = live.map { deployment in
+            var projected = deployment
+            projected.spec = PolicyDigest.project(deployment: deployment.spec)
+            return WorkloadCaches.settled(projected.compacted())
+        }
+    }
+    let settledDeploymentBytes = heapInUse() - start
     start = heapInUse()
     // As the reconciler remembers each workload's desired state.
     let remembered = cachedWorkloads.map { workload in
@@ -128,9 +140,10 @@ func listAllAgain<T: Decodable & Sendable>(_ resource: Resource, namespace: Stri
     let memoBytes = heapInUse() - start
     let n = Double(max(count, 1))
     report("memory.\(count).bytes_per_workload.workload", Double(workloadBytes) / n, "4. bytes per workload: the workload (spec + status)", unit: "B")
-    report("memory.\(count).bytes_per_workload.deployment", Double(deploymentBytes) / n, "   bytes per workload: its Deployment, projected", unit: "B")
+    report("memory.\(count).bytes_per_workload.deployment", Double(deploymentBytes) / n, "   bytes per workload: its Deployment, projected (as a watch event brings it)", unit: "B")
+    report("memory.\(count).bytes_per_workload.deployment_settled", Double(settledDeploymentBytes) / n, "   bytes per workload: its Deployment once settled (spec summarized)", unit: "B")
     report("memory.\(count).bytes_per_workload.desired_state", Double(memoBytes) / n, "   bytes per workload: its remembered desired state (kept 30-60 s after a reconcile)", unit: "B")
-    withExtendedLifetime((cachedWorkloads, cachedDeployments, remembered)) {}
+    withExtendedLifetime((cachedWorkloads, cachedDeployments, settledDeployments, remembered)) {}
 }
 
 // MARK: the cluster

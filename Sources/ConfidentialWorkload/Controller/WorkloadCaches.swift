@@ -36,20 +36,23 @@ public struct WorkloadCaches: Sendable {
     /// images). A newer version from the watch arrives whole and is checked whole again.
     @discardableResult
     func settleDeployment(_ key: ObjectKey, at resourceVersion: String?) -> Bool {
-        deployments.update(key, ifVersion: resourceVersion) { deployment in
-            guard !deployment.specIsSummary, let template = deployment.spec?["template"] else { return deployment }
-            var summary: [String: JSONValue] = [:]
-            if let annotations = template[path: ["metadata", "annotations"]]?.objectValue {
-                let short = annotations.filter { ($0.value.stringValue?.utf8.count ?? 0) <= ReplicaSetSummary.maximumKeptValue }
-                summary["metadata"] = ["annotations": .object(short)]
-            }
-            var podSpec: [String: JSONValue] = [:]
-            for list in ["initContainers", "containers"] {
-                guard let containers = template[path: ["spec", list]]?.arrayValue else { continue }
-                podSpec[list] = .array(containers.map { ["name": $0["name"] ?? .null, "image": $0["image"] ?? .null] })
-            }
-            summary["spec"] = .object(podSpec)
-            return deployment.withSpecSummary(["template": .object(summary)])
+        deployments.update(key, ifVersion: resourceVersion, Self.settled)
+    }
+
+    /// A cached Deployment as it is kept once settled: the summary of its spec a reconcile still reads.
+    public static func settled(_ deployment: Deployment) -> Deployment {
+        guard !deployment.specIsSummary, let template = deployment.spec?["template"] else { return deployment }
+        var summary: [String: JSONValue] = [:]
+        if let annotations = template[path: ["metadata", "annotations"]]?.objectValue {
+            let short = annotations.filter { ($0.value.stringValue?.utf8.count ?? 0) <= ReplicaSetSummary.maximumKeptValue }
+            summary["metadata"] = ["annotations": .object(short)]
         }
+        var podSpec: [String: JSONValue] = [:]
+        for list in ["initContainers", "containers"] {
+            guard let containers = template[path: ["spec", list]]?.arrayValue else { continue }
+            podSpec[list] = .array(containers.map { ["name": $0["name"] ?? .null, "image": $0["image"] ?? .null] })
+        }
+        summary["spec"] = .object(podSpec)
+        return deployment.withSpecSummary(["template": .object(summary)])
     }
 }
