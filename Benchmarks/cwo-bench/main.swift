@@ -21,6 +21,8 @@ struct Options {
     /// Workloads of the image-resolution figure (0: skip it) and the images they share.
     var imageWorkloads: Int?
     var images = 10
+    /// ReplicaSets of the protobuf-vs-JSON figure (0: skip it).
+    var replicaSets = 500
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -36,8 +38,9 @@ struct Options {
             case "--cwo": cwo = value
             case "--image-workloads": imageWorkloads = Int(value)
             case "--images": images = Int(value) ?? images
+            case "--replicasets": replicaSets = Int(value) ?? replicaSets
             default:
-                FileHandle.standardError.write(Data("cwo-bench: unknown flag \(flag); flags: --sizes --concurrency --runs --latency-samples --quiet-seconds --output --cwo --image-workloads --images\n".utf8))
+                FileHandle.standardError.write(Data("cwo-bench: unknown flag \(flag); flags: --sizes --concurrency --runs --latency-samples --quiet-seconds --output --cwo --image-workloads --images --replicasets\n".utf8))
                 exit(2)
             }
         }
@@ -516,6 +519,51 @@ for size in options.sizes {
     report("images.\(count).converge_off_min_s", off.min() ?? 0, "      min", unit: "s")
     report("images.\(count).converge_off_max_s", off.max() ?? 0, "      max", unit: "s")
     report("images.\(count).ratio", percentile(on, 0.5) / max(percentile(off, 0.5), 0.001), "   with / without resolution (medians)", unit: "x")
+}
+
+// MARK: 8. ReplicaSets read as protobuf or as JSON
+
+/// The same ReplicaSet reading as JSON (what `ReplicaSetSummary` read before it was `ProtobufDecodable`).
+struct ReplicaSetFromJSON: Decodable, Sendable {
+    let summary: ReplicaSetSummary
+    init(from decoder: any Decoder) throws { summary = try ReplicaSetSummary(from: decoder) }
+}
+
+/// `count` ReplicaSets with cwo's pod template (its ~50 KB policy annotation), listed whole as cwo's
+/// reflector lists them, alternately as protobuf and as JSON: the CPU of this process (reading) and of
+/// the API server (encoding) per 1 000 objects. (The bench's control plane runs no Deployment controller,
+/// so the convergence figures above have no ReplicaSets in them.)
+@MainActor func replicaSetFigure(count: Int) async throws {
+    let namespace = try await client.makeTestNamespace("replicasets")
+    let template = try rawWrites(name: "rs", namespace: namespace).deployment[path: ["spec", "template"]] ?? [:]
+    try await concurrently(count, width: 16) { index in
+        let body: JSONValue = [
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": ["name": .string("rs-\(index)")],
+            "spec": ["replicas": 0, "selector": ["matchLabels": template[path: ["metadata", "labels"]] ?? [:]], "template": template],
+        ]
+        let _: Discarded = try await client.create(.replicaSets, namespace: namespace, body, as: Discarded.self)
+    }
+    var cost: [Bool: (client: [Double], server: [Double])] = [:]
+    for round in 0..<10 {
+        let protobuf = round % 2 == 0
+        let (clientBefore, serverBefore) = (cpuSeconds(getpid()), serverCPU())
+        let read = protobuf
+            ? try await client.listAll(.replicaSets, namespace: namespace, as: ReplicaSetSummary.self).items.count
+            : try await client.listAll(.replicaSets, namespace: namespace, as: ReplicaSetFromJSON.self).items.count
+        guard read == count else { throw TestClusterError(message: "listed \(read) of \(count) ReplicaSets") }
+        let scale = 1000 / Double(count)
+        cost[protobuf, default: ([], [])].client.append((cpuSeconds(getpid()) - clientBefore) * scale)
+        cost[protobuf, default: ([], [])].server.append((serverCPU() - serverBefore) * scale)
+    }
+    for (protobuf, name) in [(false, "json"), (true, "protobuf")] {
+        let figures = cost[protobuf] ?? ([], [])
+        report("replicasets.\(name).client_s_per_1000", percentile(figures.client, 0.5), "8. reading 1 000 ReplicaSets as \(name): CPU of the reader (median of 5)", unit: "s")
+        report("replicasets.\(name).server_s_per_1000", percentile(figures.server, 0.5), "   CPU of kube-apiserver + etcd serving them", unit: "s")
+    }
+}
+
+if options.replicaSets > 0 {
+    try await replicaSetFigure(count: options.replicaSets)
 }
 
 let imageCount = options.imageWorkloads ?? min(options.sizes.max() ?? 0, 1000)
