@@ -61,6 +61,18 @@ struct WorkloadMemory {
         /// The Deployment as the cache keeps it (policy annotation as a digest), stamped with its intent
         /// digest, serialized. The full Deployment is built again to write it.
         var deployment: CompactJSON?
+        /// The Deployment's spec was dropped from `deployment` once the live Deployment settled (only its
+        /// metadata, with the intent digest, is kept): a live Deployment that is not a settled summary
+        /// needs the whole desired Deployment, and the state is built again.
+        var deploymentSpecDropped = false
+
+        /// Keeps only the Deployment's metadata: what deciding about a settled Deployment reads.
+        mutating func dropDeploymentSpec() {
+            guard !deploymentSpecDropped, var value = deployment?.value else { return }
+            value["spec"] = nil
+            deployment = CompactJSON(value)
+            deploymentSpecDropped = true
+        }
 
         var state: Result<DesiredState, SpecErrors> {
             result.map { kept in
@@ -178,6 +190,17 @@ final class WorkloadMemories: Sendable {
             guard let box = entries[key], box.memory.uid == uid else { return (nil, nil) }
             box.memory.buildUsed = true
             return (box.memory.build, box.memory.imageNeeds)
+        }
+    }
+
+    /// The live Deployment of `key` settled (the cache keeps a summary): its remembered desired state
+    /// needs no Deployment spec until the Deployment changes. Freed at once, while a burst of reconciles
+    /// is still allocating, the ~3 KB is reused rather than left as a hole between cached objects.
+    func deploymentSettled(_ key: ObjectKey) {
+        entries.withLock { entries in
+            guard let box = entries[key], var build = box.memory.build else { return }
+            build.dropDeploymentSpec()
+            box.memory.build = build
         }
     }
 

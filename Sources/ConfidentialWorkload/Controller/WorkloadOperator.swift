@@ -65,7 +65,7 @@ public final class WorkloadOperator: Sendable {
                 case .none: return true
                 case .echo: return false
                 case .verifiedEcho:
-                    caches.settleDeployment(ObjectKey(change.object), at: version)
+                    if caches.settleDeployment(ObjectKey(change.object), at: version) { memories.deploymentSettled(key) }
                     return false
                 }
             }

@@ -211,7 +211,9 @@ public final class WorkloadReconciler: Reconciler {
         // The spec as serialized bytes: exact, and a quarter of the memory of a second tree (the cache's
         // copy is replaced by every watch event, so the memo would otherwise hold its own).
         let spec = workload.compactSpec
-        if let memo = memories.recall(key, uid: uid).build, memo.context == context, memo.spec == spec {
+        if let memo = memories.recall(key, uid: uid).build, memo.context == context, memo.spec == spec,
+            !memo.deploymentSpecDropped || caches.deployments.get(key)?.specIsSummary == true
+        {
             return (memo.state, nil)
         }
         let start = ContinuousClock.now
@@ -307,7 +309,7 @@ public final class WorkloadReconciler: Reconciler {
             let contained = Names.intent.decide(desired: state.deployment, live: WorkloadCaches.project(applied).comparable) == .upToDate
             memories.expectEcho(key, version: applied.metadata.resourceVersion, verified: contained)
         } else if let cached, !cached.specIsSummary, decision == .upToDate {
-            caches.settleDeployment(key, at: cached.resourceVersion)
+            if caches.settleDeployment(key, at: cached.resourceVersion) { memories.deploymentSettled(key) }
         }
         return (applied ?? cached, condition)
     }
