@@ -24,12 +24,18 @@ public final class Store<Object: KubernetesObject>: Sendable {
     private let state = Mutex(State())
     private let indexFunction: IndexFunction?
     private let transform: (@Sendable (Object) -> Object)?
+    private let carry: (@Sendable (_ new: Object, _ old: Object) -> Object)?
 
     /// `transform` runs on every object before it is stored (as controller-runtime's cache transforms):
-    /// keep in memory only what readers need.
-    public init(index: IndexFunction? = nil, transform: (@Sendable (Object) -> Object)? = nil) {
+    /// keep in memory only what readers need. `carry` then sees the stored object it replaces, and may
+    /// keep from it what a reader learned still holds (see `update(_:ifVersion:_:)`).
+    public init(
+        index: IndexFunction? = nil, transform: (@Sendable (Object) -> Object)? = nil,
+        carry: (@Sendable (_ new: Object, _ old: Object) -> Object)? = nil
+    ) {
         self.indexFunction = index
         self.transform = transform
+        self.carry = carry
     }
 
     public func get(_ key: ObjectKey) -> Object? {
@@ -54,38 +60,42 @@ public final class Store<Object: KubernetesObject>: Sendable {
     /// stored (transformed), so change handlers see what readers will.
     @discardableResult
     func replace(with objects: [Object]) -> (old: Contents, stored: [Object]) {
-        let stored = objects.map { transform?($0) ?? $0 }
-        var fresh: [ObjectKey: Box] = [:]
-        fresh.reserveCapacity(stored.count)
-        var index: [String: Set<ObjectKey>] = [:]
-        for object in stored {
-            let key = ObjectKey(object)
-            fresh[key] = Box(object)
-            if let value = indexFunction?(object) { index[value, default: []].insert(key) }
-        }
-        let old = state.withLock { state in
+        let transformed = objects.map { transform?($0) ?? $0 }
+        return state.withLock { state in
             let old = Contents(objects: state.objects)
+            var stored: [Object] = []
+            stored.reserveCapacity(transformed.count)
+            var fresh: [ObjectKey: Box] = [:]
+            fresh.reserveCapacity(transformed.count)
+            var index: [String: Set<ObjectKey>] = [:]
+            for object in transformed {
+                let key = ObjectKey(object)
+                let kept = carry.flatMap { carry in old[key].map { carry(object, $0) } } ?? object
+                stored.append(kept)
+                fresh[key] = Box(kept)
+                if let value = indexFunction?(kept) { index[value, default: []].insert(key) }
+            }
             state.objects = fresh
             state.index = index
             state.synced = true
-            return old
+            return (old, stored)
         }
-        return (old, stored)
     }
 
     /// Stores an object; returns the one it replaced and the object as stored (transformed).
     @discardableResult
     func upsert(_ object: Object) -> (old: Object?, stored: Object) {
-        let object = transform?(object) ?? object
-        let key = ObjectKey(object)
-        let value = indexFunction?(object)
-        let old = state.withLock { state in
-            let old = state.objects.updateValue(Box(object), forKey: key)?.object
+        let transformed = transform?(object) ?? object
+        let key = ObjectKey(transformed)
+        return state.withLock { state in
+            let old = state.objects[key]?.object
+            let object = carry.flatMap { carry in old.map { carry(transformed, $0) } } ?? transformed
+            let value = indexFunction?(object)
+            state.objects[key] = Box(object)
             if let old, let oldValue = indexFunction?(old), oldValue != value { Self.unindex(key, oldValue, in: &state) }
             if let value { state.index[value, default: []].insert(key) }
-            return old
+            return (old, object)
         }
-        return (old, object)
     }
 
     /// Replaces the stored object of `key` with `change(object)` if it is still at `resourceVersion`

@@ -173,6 +173,19 @@ struct WorkloadLifecycleTests {
             try await Task.sleep(for: .milliseconds(500))
             #expect(harness.requests.writes == writes)
             #expect(cache.get(key)?.specIsSummary == true)
+
+            // A metadata edit keeps the generation, so the summary is carried over: the label cwo sets is
+            // still compared, and reverted.
+            let _: UntypedObject = try await harness.admin.patch(
+                .deployments, namespace: harness.namespace, name: "app", .merge(["metadata": ["labels": [Names.workloadLabel: "other"]]]),
+                fieldManager: "kubectl-label")
+            _ = try await eventually("the label reverted") { () -> Bool? in
+                try await harness.deployment("app")?.raw[path: ["metadata", "labels", Names.workloadLabel]] == "app" ? true : nil
+            }
+            _ = try await eventually("the summary carried over the metadata edits") { () -> Bool? in
+                guard let cached = cache.get(key), cached.metadata.labels?[Names.workloadLabel] == "app" else { return nil }
+                return cached.specIsSummary ? true : nil
+            }
         }
     }
 

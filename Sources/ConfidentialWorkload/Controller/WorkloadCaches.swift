@@ -13,7 +13,8 @@ public struct WorkloadCaches: Sendable {
     public init() {
         // Workloads with their spec serialized (read a few times per reconcile, kept for every workload).
         workloads = Store(transform: { $0.compacted() })
-        deployments = Store(transform: { Self.project($0).compacted() })
+        // A status or metadata update of a settled Deployment keeps its spec summary (same generation).
+        deployments = Store(transform: { Self.project($0).compacted() }, carry: { $0.carryingSpecSummary(of: $1) })
         // ReplicaSets carry the pod template's labels: index them by the workload they run.
         replicaSets = Store(index: { replicaSet in
             replicaSet.metadata.labels?[Names.workloadLabel].map { "\(replicaSet.metadata.namespace ?? "")/\($0)" }

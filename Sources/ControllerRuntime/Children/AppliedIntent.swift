@@ -53,12 +53,17 @@ public struct AppliedIntent: Sendable {
 
     /// What to do for `desired` (stamped) given the live child (nil: it does not exist).
     ///
-    /// `verified`: the live child was already found to contain the intent its digest names (when it was
-    /// read whole) and has not changed since; `live` may then be a summary, and only the digest counts.
+    /// `verified`: the live child's spec was already found to contain the intent its digest names (when
+    /// it was read whole) and has not changed since; `live` may then carry a summary of its spec, and
+    /// only the digest and the metadata are compared.
     public func decide(desired: JSONValue, live: JSONValue?, verified: Bool = false) -> Decision {
         guard let live else { return .create }
         if digest(of: live) != digest(of: desired) { return .intentChanged }
-        if verified { return .upToDate }
+        if verified {
+            let metadata: JSONValue = ["metadata": desired["metadata"] ?? [:]]
+            if let field = AppliedState.difference(live, metadata) { return .drifted(field: field) }
+            return .upToDate
+        }
         var fields = desired
         // Items of a list response carry no apiVersion/kind; they name the type, not a field.
         fields["apiVersion"] = nil

@@ -43,6 +43,19 @@ public struct Deployment: KubernetesObject {
         return copy
     }
 
+    /// This Deployment (its metadata and status) with the spec summary of `older`, when `older` is a
+    /// summary of the same spec: the same object at the same generation (any change of a Deployment's
+    /// spec increments its generation; a status or metadata update does not).
+    public func carryingSpecSummary(of older: Deployment) -> Deployment {
+        guard older.specIsSummary, !specIsSummary, let generation = metadata.generation, generation == older.metadata.generation,
+            metadata.uid != nil, metadata.uid == older.metadata.uid
+        else { return self }
+        var copy = self
+        copy.storedSpec = older.storedSpec
+        copy.specIsSummary = true
+        return copy
+    }
+
     private enum CodingKeys: String, CodingKey { case apiVersion, kind, metadata, spec, status }
 
     public init(from decoder: any Decoder) throws {
