@@ -116,11 +116,7 @@ func listAllAgain<T: Decodable & Sendable>(_ resource: Resource, namespace: Stri
     var cachedDeployments: [Deployment] = []
     do {
         let live = try await listAllAgain(.deployments, namespace: namespace, options: options, as: Deployment.self).items
-        cachedDeployments = live.map { deployment in
-            var projected = deployment
-            projected.spec = PolicyDigest.project(deployment: deployment.spec)
-            return projected.compacted()
-        }
+        cachedDeployments = live.map(WorkloadCaches.cached)
     }
     let deploymentBytes = heapInUse() - start
     // Once a reconcile (or the echo of cwo's apply) found it up to date: its spec summarized.
@@ -128,11 +124,7 @@ func listAllAgain<T: Decodable & Sendable>(_ resource: Resource, namespace: Stri
     var settledDeployments: [Deployment] = []
     do {
         let live = try await listAllAgain(.deployments, namespace: namespace, options: options, as: Deployment.self).items
-        settledDeployments = live.map { deployment in
-            var projected = deployment
-            projected.spec = PolicyDigest.project(deployment: deployment.spec)
-            return WorkloadCaches.settled(projected.compacted())
-        }
+        settledDeployments = live.map { WorkloadCaches.settled(WorkloadCaches.cached($0)) }
     }
     let settledDeploymentBytes = heapInUse() - start
     start = heapInUse()

@@ -14,7 +14,7 @@ public struct WorkloadCaches: Sendable {
         // Workloads with their spec serialized (read a few times per reconcile, kept for every workload).
         workloads = Store(transform: { $0.compacted() })
         // A status or metadata update of a settled Deployment keeps its spec summary (same generation).
-        deployments = Store(transform: { Self.project($0).compacted() }, carry: { $0.carryingSpecSummary(of: $1) })
+        deployments = Store(transform: Self.cached, carry: { $0.carryingSpecSummary(of: $1) })
         // ReplicaSets carry the pod template's labels: index them by the workload they run.
         replicaSets = Store(index: { replicaSet in
             replicaSet.metadata.labels?[Names.workloadLabel].map { "\(replicaSet.metadata.namespace ?? "")/\($0)" }
@@ -22,6 +22,11 @@ public struct WorkloadCaches: Sendable {
         configMaps = Store()
         serviceAccounts = Store()
         runtimeClasses = Store()
+    }
+
+    /// A Deployment as a watch event brings it into the cache: projected, its spec serialized.
+    public static func cached(_ deployment: Deployment) -> Deployment {
+        project(deployment).compacted()
     }
 
     /// A Deployment as the cache compares it: the policy annotation (~50 KB) replaced by its digest.
