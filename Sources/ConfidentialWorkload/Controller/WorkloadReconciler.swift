@@ -299,14 +299,20 @@ public final class WorkloadReconciler: Reconciler {
             logger.info("deployment held for image facts", metadata: ["why": "\(hold)"])
             return (cached, condition)
         }
+        // A memo kept from a settled Deployment has no spec; if the Deployment changed (or went) since the
+        // memo was read, only the whole desired Deployment can be compared with it.
+        var desired = state.deployment
+        if desired["spec"] == nil, cached?.specIsSummary != true {
+            desired = (try? DesiredState.build(workload, context: context).get().comparable.deployment) ?? desired
+        }
         var decision: AppliedIntent.Decision?
         let applied: Deployment? = try await apply(
-            .deployments, state.deployment, live: live, version: cached?.resourceVersion, child: key, of: workload, logger: logger,
+            .deployments, desired, live: live, version: cached?.resourceVersion, child: key, of: workload, logger: logger,
             verified: cached?.specIsSummary == true, decided: { decision = $0 },
-            body: { body ?? (try? DesiredState.build(workload, context: context).get().deployment) ?? state.deployment })
+            body: { body ?? (try? DesiredState.build(workload, context: context).get().deployment) ?? desired })
         if let applied {
             // Its echo is settled in the cache only if the server kept all cwo applied.
-            let contained = Names.intent.decide(desired: state.deployment, live: WorkloadCaches.project(applied).comparable) == .upToDate
+            let contained = Names.intent.decide(desired: desired, live: WorkloadCaches.project(applied).comparable) == .upToDate
             memories.expectEcho(key, version: applied.metadata.resourceVersion, verified: contained)
         } else if let cached, !cached.specIsSummary, decision == .upToDate {
             if caches.settleDeployment(key, at: cached.resourceVersion) { memories.deploymentSettled(key) }
