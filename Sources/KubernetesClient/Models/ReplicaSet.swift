@@ -38,44 +38,20 @@ public struct ReplicaSetSummary: KubernetesObject, Hashable, ProtobufDecodable {
         try status.encode(replicas, forKey: .replicas)
     }
 
-    /// `apps/v1` ReplicaSet: metadata 1, spec 2 (template 3: its metadata 1, annotations 12), status 2 (replicas 1).
+    /// `apps/v1` ReplicaSet: metadata 1, spec 2 (its template 3: metadata 1, annotations 12), status 3 (replicas 1).
     public init(protobuf message: ProtobufReader) throws {
         metadata = ObjectMeta()
         templateAnnotations = [:]
         replicas = 0
-        var message = message
-        while let (field, value) = try message.next() {
-            switch field {
-            case 1: metadata = try ObjectMeta(protobuf: value.message)
-            case 2:
-                var spec = try value.message
-                while let (field, value) = try spec.next() {
-                    guard field == 3 else { continue }
-                    var template = try value.message
-                    while let (field, value) = try template.next() {
-                        guard field == 1 else { continue }
-                        var templateMetadata = try value.message
-                        while let (field, value) = try templateMetadata.next() {
-                            guard field == 12 else { continue }
-                            var entry = try value.message
-                            var key = ""
-                            var text: String? = ""
-                            while let (field, value) = try entry.next() {
-                                if field == 1 { key = try value.string }
-                                // A long value is jumped over, never copied.
-                                if field == 2 { text = value.length <= Self.maximumKeptValue ? try value.string : nil }
-                            }
-                            if let text { templateAnnotations[key] = text }
-                        }
-                    }
-                }
-            case 3:
-                var status = try value.message
-                while let (field, value) = try status.next() {
-                    if field == 1 { replicas = Int(try value.integer) }
-                }
-            default: break
-            }
+        try message.forEach([1]) { metadata = try ObjectMeta(protobuf: $0.message) }
+        try message.forEach([2, 3, 1, 12]) { annotation in
+            var key = ""
+            var text: String? = ""
+            try annotation.message.forEach([1]) { key = try $0.string }
+            // A long value is jumped over, never copied.
+            try annotation.message.forEach([2]) { text = $0.length <= Self.maximumKeptValue ? try $0.string : nil }
+            if let text { templateAnnotations[key] = text }
         }
+        try message.forEach([3, 1]) { replicas = Int(try $0.integer) }
     }
 }

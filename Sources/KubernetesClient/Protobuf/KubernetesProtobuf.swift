@@ -38,8 +38,7 @@ public enum KubernetesProtobuf {
         while let (field, value) = try unknown.next() {
             switch field {
             case 1:  // typeMeta
-                var typeMeta = try value.message
-                while let (field, value) = try typeMeta.next() { if field == 2 { kind = try value.string } }
+                try value.message.forEach([2]) { kind = try $0.string }
             case 2: raw = try value.message
             default: break
             }
@@ -73,9 +72,7 @@ public enum KubernetesProtobuf {
         while let (field, value) = try event.next() {
             switch field {
             case 1: eventType = try value.string
-            case 2:  // runtime.RawExtension
-                var extensionMessage = try value.message
-                while let (field, value) = try extensionMessage.next() { if field == 1 { object = try value.rawBytes } }
+            case 2: try value.message.forEach([1]) { object = try $0.rawBytes }  // runtime.RawExtension
             default: break
             }
         }
@@ -88,9 +85,8 @@ public enum KubernetesProtobuf {
         case "DELETED": return .event(.deleted(try read()))
         case "BOOKMARK":
             // Every kind's message has its ObjectMeta in field 1.
-            var bookmark = message
             var version = ""
-            while let (field, value) = try bookmark.next() { if field == 1 { version = try ObjectMeta(protobuf: value.message).resourceVersion ?? "" } }
+            try message.forEach([1]) { version = try ObjectMeta(protobuf: $0.message).resourceVersion ?? "" }
             return .event(.bookmark(resourceVersion: version))
         case "ERROR":
             guard kind == "Status" else { throw ProtobufError("ERROR event carrying a \(kind)") }
@@ -102,9 +98,8 @@ public enum KubernetesProtobuf {
 
     /// `metav1.Time` (seconds 1, nanos 2) as the JSON encoding writes it: RFC 3339, UTC, whole seconds.
     static func timestamp(_ message: ProtobufReader) throws -> String {
-        var message = message
         var seconds: Int64 = 0
-        while let (field, value) = try message.next() { if field == 1 { seconds = try value.integer } }
+        try message.forEach([1]) { seconds = try $0.integer }
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = civilDate(daysSinceEpoch: days)

@@ -50,6 +50,18 @@ public struct ProtobufReader {
         }
     }
 
+    /// Calls `body` with every value at `path` (field numbers, each but the last a nested message), in
+    /// order: `forEach([3, 1, 12])` visits the map entries of field 12 of the message in field 1 of the
+    /// message in field 3. Everything else is jumped over.
+    public func forEach(_ path: [Int], _ body: (Value) throws -> Void) throws {
+        guard let first = path.first else { return }
+        var reader = self
+        while let (field, value) = try reader.next() {
+            guard field == first else { continue }
+            if path.count == 1 { try body(value) } else { try value.message.forEach(Array(path.dropFirst()), body) }
+        }
+    }
+
     private mutating func varint() throws -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
