@@ -61,17 +61,13 @@ struct WorkloadMemory {
         /// The Deployment as the cache keeps it (policy annotation as a digest), stamped with its intent
         /// digest, serialized. The full Deployment is built again to write it.
         var deployment: CompactJSON?
-        /// The Deployment's spec was dropped from `deployment` once the live Deployment settled (only its
-        /// metadata, with the intent digest, is kept): a live Deployment that is not a settled summary
-        /// needs the whole desired Deployment, and the state is built again.
-        var deploymentSpecDropped = false
-
-        /// Keeps only the Deployment's metadata: what deciding about a settled Deployment reads.
+        /// Keeps only the Deployment's metadata (with the intent digest): what deciding about a settled
+        /// Deployment reads. A live Deployment that is not a settled summary is compared with a Deployment
+        /// built again (`reconcileDeployment`).
         mutating func dropDeploymentSpec() {
-            guard !deploymentSpecDropped, var value = deployment?.value else { return }
+            guard var value = deployment?.value, value["spec"] != nil else { return }
             value["spec"] = nil
             deployment = CompactJSON(value)
-            deploymentSpecDropped = true
         }
 
         var state: Result<DesiredState, SpecErrors> {

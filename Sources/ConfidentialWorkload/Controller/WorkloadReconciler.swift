@@ -211,9 +211,7 @@ public final class WorkloadReconciler: Reconciler {
         // The spec as serialized bytes: exact, and a quarter of the memory of a second tree (the cache's
         // copy is replaced by every watch event, so the memo would otherwise hold its own).
         let spec = workload.compactSpec
-        if let memo = memories.recall(key, uid: uid).build, memo.context == context, memo.spec == spec,
-            !memo.deploymentSpecDropped || caches.deployments.get(key)?.specIsSummary == true
-        {
+        if let memo = memories.recall(key, uid: uid).build, memo.context == context, memo.spec == spec {
             return (memo.state, nil)
         }
         let start = ContinuousClock.now
@@ -299,8 +297,8 @@ public final class WorkloadReconciler: Reconciler {
             logger.info("deployment held for image facts", metadata: ["why": "\(hold)"])
             return (cached, condition)
         }
-        // A memo kept from a settled Deployment has no spec; if the Deployment changed (or went) since the
-        // memo was read, only the whole desired Deployment can be compared with it.
+        // A memo kept from a settled Deployment has no spec (`deploymentSettled`): only a settled summary
+        // can be compared with it; a Deployment that changed or went needs the whole desired Deployment.
         var desired = state.deployment
         if desired["spec"] == nil, cached?.specIsSummary != true {
             desired = (try? DesiredState.build(workload, context: context).get().comparable.deployment) ?? desired
