@@ -154,10 +154,6 @@ final class WorkloadMemories: Sendable {
         }
     }
 
-    func isEcho(_ key: ObjectKey, version: String?) -> Bool {
-        echo(key, version: version) != .none
-    }
-
     /// The memory of `key` for the workload with `uid` (empty for another uid).
     func read(_ key: ObjectKey, uid: String?) -> WorkloadMemory {
         entries.withLock { entries in
