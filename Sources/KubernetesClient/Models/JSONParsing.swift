@@ -151,16 +151,16 @@ private struct Parser {
         index += 1  // opening quote
         let start = index
         // Fast path: no escapes.
-        while index < bytes.count {
+        let (end, nonASCII) = JSONStringScan.plainRun(bytes, from: start)
+        index = end
+        if index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let text = try validated(start, index)
+                let text = try validated(start, index, nonASCII: nonASCII)
                 index += 1
                 return text
             }
-            if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw error("control character in a string") }
-            index += 1
         }
         var buffer = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
         while index < bytes.count {
@@ -213,10 +213,10 @@ private struct Parser {
         throw error("unterminated string")
     }
 
-    func validated(_ start: Int, _ end: Int) throws -> String {
+    func validated(_ start: Int, _ end: Int, nonASCII: Bool) throws -> String {
         let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
         // ASCII (nearly everything in Kubernetes objects) needs no validation beyond the checks above.
-        if !slice.contains(where: { $0 >= 0x80 }) { return String(decoding: slice, as: UTF8.self) }
+        if !nonASCII { return String(decoding: slice, as: UTF8.self) }
         guard let text = String(validating: slice, as: UTF8.self) else { throw JSONParseError(offset: start, message: "invalid UTF-8 in a string") }
         return text
     }
@@ -511,10 +511,14 @@ extension JSONValue {
     static func writeQuoted(_ text: String, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
         var text = text
-        text.withUTF8 { bytes in
+        text.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
             var start = 0
-            for (index, byte) in bytes.enumerated() where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                buffer.writeBytes(UnsafeBufferPointer(rebasing: bytes[start..<index]))
+            while true {
+                let index = JSONStringScan.plainRun(bytes, from: start).end
+                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
+                guard index < bytes.count else { break }
+                let byte = bytes[index]
                 switch byte {
                 case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
                 case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
@@ -527,7 +531,6 @@ extension JSONValue {
                 }
                 start = index + 1
             }
-            buffer.writeBytes(UnsafeBufferPointer(rebasing: bytes[start...]))
         }
         buffer.writeInteger(UInt8(ascii: "\""))
     }
