@@ -1,5 +1,6 @@
 @testable import ConfidentialWorkload
 import Foundation
+import KubernetesClient
 import Testing
 
 /// The names the runtime reports, as the policy must accept them.
@@ -29,5 +30,21 @@ struct PolicyNamesTests {
         let name = String(repeating: "n", count: 55)
         let long = try Regex(PolicyBuilder.PodNames.deployment(name).pattern)
         #expect(try long.wholeMatch(in: name + "-7c" + "pq9qp") != nil) // "<name>-<hash>-" cut at 58 characters
+    }
+
+    /// Exact-match regexes in the policy: every metacharacter escaped, all other text (UTF-8 too) kept.
+    @Test func regexEscapingQuotesEveryMetacharacterAndNothingElse() {
+        #expect(RuntimeFacts.escape("plain-text_1") == "plain-text_1")
+        #expect(RuntimeFacts.escape(#"a.b*c+d?e(f)g|h[i]j{k}l^m$n\o"#) == #"a\.b\*c\+d\?e\(f\)g\|h\[i\]j\{k\}l\^m\$n\\o"#)
+        #expect(RuntimeFacts.escape("ünï.cödé ✓") == "ünï\\.cödé ✓")
+    }
+
+    /// The policy's data section: sorted keys, two-space indentation, escapes as JSON has them.
+    @Test func canonicalJSONIsIndentedSortedAndEscaped() throws {
+        let value: JSONValue = ["b": [1, "x\"\n\u{1}"], "a": ["c": [], "d": [:], "e": true, "f": .null], "é": .number(2.5)]
+        let text = CanonicalJSON.pretty(value, indent: "  ")
+        #expect(text == "{\n    \"a\": {\n      \"c\": [],\n      \"d\": {},\n      \"e\": true,\n      \"f\": null\n    },\n    \"b\": [\n      1,\n      \"x\\\"\\n\\u0001\"\n    ],\n    \"é\": 2.5\n  }")
+        #expect(try JSONParser.parse(text) == value)
+        #expect(CanonicalJSON.quote("q\"") == #""q\"""#)
     }
 }

@@ -31,7 +31,10 @@ public struct AgentPolicy: Sendable, Hashable {
 
     /// Lowercase hex SHA-256 of the UTF-8 text.
     static func sha256Hex(_ text: String) -> String {
-        SHA256.hash(data: Data(text.utf8)).hexString
+        var text = text
+        var hasher = SHA256()
+        text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        return hasher.finalize().hexString
     }
 
     public static let annotationKey = "io.katacontainers.config.agent.policy"
@@ -167,74 +170,83 @@ extension Array where Element: Hashable {
 /// JSON with sorted keys and two-space indentation, the same bytes on every platform (the hash depends on them).
 public enum CanonicalJSON {
     public static func pretty(_ value: JSONValue, indent: String = "") -> String {
-        var out = ""
+        var out: [UInt8] = []
         out.reserveCapacity(4096)
-        write(value, indent: indent, into: &out)
-        return out
+        write(value, indent: Array(indent.utf8), depth: 0, into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Without whitespace: `JSONValue.serialize`, the same bytes cwo sends in request bodies.
     public static func compact(_ value: JSONValue) -> String { value.compactJSON }
 
-    /// Appends to one string: the policy's data is built for every new or changed workload, and a string
-    /// per nested value (joined level by level) was a tenth of cwo's CPU while converging.
-    private static func write(_ value: JSONValue, indent: String, into out: inout String) {
+    /// Appends UTF-8 to one buffer: the policy's data is built for every new or changed workload; a string
+    /// per nested value (joined level by level) was a tenth of cwo's CPU while converging, and appending
+    /// to a `String` piece by piece still a twentieth of a build.
+    private static func write(_ value: JSONValue, indent: [UInt8], depth: Int, into out: inout [UInt8]) {
+        func newline(_ depth: Int) {
+            out.append(UInt8(ascii: "\n"))
+            out.append(contentsOf: indent)
+            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 2 * depth))
+        }
         switch value {
-        case .null: out += "null"
-        case .bool(let flag): out += flag ? "true" : "false"
-        case .number(let number): out += JSONValue.canonical(number)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
+        case .number(let number): out.append(contentsOf: JSONValue.canonical(number).utf8)
         case .string(let text): appendQuoted(text, to: &out)
         case .array(let items):
-            guard !items.isEmpty else { out += "[]"; return }
-            let inner = indent + "  "
-            out += "[\n"
+            guard !items.isEmpty else { out.append(contentsOf: "[]".utf8); return }
+            out.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
-                if index > 0 { out += ",\n" }
-                out += inner
-                write(item, indent: inner, into: &out)
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                newline(depth + 1)
+                write(item, indent: indent, depth: depth + 1, into: &out)
             }
-            out += "\n" + indent + "]"
+            newline(depth)
+            out.append(UInt8(ascii: "]"))
         case .object(let fields):
-            guard !fields.isEmpty else { out += "{}"; return }
-            let inner = indent + "  "
-            out += "{\n"
+            guard !fields.isEmpty else { out.append(contentsOf: "{}".utf8); return }
+            out.append(UInt8(ascii: "{"))
             for (index, field) in fields.sorted(by: { $0.key < $1.key }).enumerated() {
-                if index > 0 { out += ",\n" }
-                out += inner
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                newline(depth + 1)
                 appendQuoted(field.key, to: &out)
-                out += ": "
-                write(field.value, indent: inner, into: &out)
+                out.append(contentsOf: ": ".utf8)
+                write(field.value, indent: indent, depth: depth + 1, into: &out)
             }
-            out += "\n" + indent + "}"
+            newline(depth)
+            out.append(UInt8(ascii: "}"))
         }
     }
 
     static func quote(_ text: String) -> String {
-        var out = ""
+        var out: [UInt8] = []
         appendQuoted(text, to: &out)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    private static func appendQuoted(_ text: String, to out: inout String) {
-        out += "\""
-        // Most strings need no escape: append them whole.
-        guard text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
-            out += text
-            out += "\""
-            return
-        }
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += "\\u" + scalar.value.hex(width: 4)
-            default: out.unicodeScalars.append(scalar)
+    /// `text` as a JSON string: quote, backslash and control characters escaped, all else as it is.
+    private static func appendQuoted(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var text = text
+        text.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            var start = 0
+            while true {
+                let end = JSONStringScan.plainRun(bytes, from: start).end
+                out.append(contentsOf: bytes[start..<end])
+                guard end < bytes.count else { break }
+                switch bytes[end] {
+                case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
+                case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
+                case 0x0A: out.append(contentsOf: #"\n"#.utf8)
+                case 0x0D: out.append(contentsOf: #"\r"#.utf8)
+                case 0x09: out.append(contentsOf: #"\t"#.utf8)
+                case let byte: out.append(contentsOf: ("\\u" + UInt32(byte).hex(width: 4)).utf8)
+                }
+                start = end + 1
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
     }
 }
 

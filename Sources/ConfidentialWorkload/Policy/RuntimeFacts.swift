@@ -139,13 +139,25 @@ enum RuntimeFacts {
 
     static func strings(_ values: [String]) -> JSONValue { .array(values.map { .string($0) }) }
 
-    /// `text` as a regular expression that matches only itself.
+    /// `text` as a regular expression that matches only itself: each metacharacter (all ASCII) gets a
+    /// backslash; every other byte, UTF-8 sequences included, is kept as it is.
     static func escape(_ text: String) -> String {
-        var out = ""
-        for character in text {
-            if #"\.+*?()|[]{}^$"#.contains(character) { out.append("\\") }
-            out.append(character)
+        func isMeta(_ byte: UInt8) -> Bool {
+            switch byte {
+            case UInt8(ascii: "\\"), UInt8(ascii: "."), UInt8(ascii: "+"), UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "("),
+                UInt8(ascii: ")"), UInt8(ascii: "|"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "{"), UInt8(ascii: "}"),
+                UInt8(ascii: "^"), UInt8(ascii: "$"):
+                true
+            default: false
+            }
         }
-        return out
+        guard text.utf8.contains(where: isMeta) else { return text }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count + 8)
+        for byte in text.utf8 {
+            if isMeta(byte) { bytes.append(UInt8(ascii: "\\")) }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import KubernetesClient
+import NIOCore
 
 /// What a controller last meant a child object to be, remembered on the child itself as a digest in one
 /// annotation (the compact cousin of kubectl's `last-applied-configuration`).
@@ -74,7 +75,11 @@ public struct AppliedIntent: Sendable {
 
     /// Lowercase hex SHA-256 of the canonical JSON of `value`.
     public static func digest(_ value: JSONValue) -> String {
-        SHA256.hash(data: Array(value.compactJSON.utf8)).hexString
+        var buffer = ByteBuffer()
+        value.serialize(into: &buffer)
+        var hasher = SHA256()
+        buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+        return hasher.finalize().hexString
     }
 }
 
