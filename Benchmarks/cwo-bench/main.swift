@@ -23,6 +23,9 @@ struct Options {
     var images = 10
     /// ReplicaSets of the protobuf-vs-JSON figure (0: skip it).
     var replicaSets = 500
+    /// Desired-state builds timed in section 0; `--only-build` stops after it (for a profiler).
+    var builds = 2000
+    var onlyBuild = false
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -39,8 +42,10 @@ struct Options {
             case "--image-workloads": imageWorkloads = Int(value)
             case "--images": images = Int(value) ?? images
             case "--replicasets": replicaSets = Int(value) ?? replicaSets
+            case "--builds": builds = Int(value) ?? builds
+            case "--only-build": onlyBuild = value == "true" || value == "1"
             default:
-                FileHandle.standardError.write(Data("cwo-bench: unknown flag \(flag); flags: --sizes --concurrency --runs --latency-samples --quiet-seconds --output --cwo --image-workloads --images --replicasets\n".utf8))
+                FileHandle.standardError.write(Data("cwo-bench: unknown flag \(flag); flags: --sizes --concurrency --runs --latency-samples --quiet-seconds --output --cwo --image-workloads --images --replicasets --builds --only-build\n".utf8))
                 exit(2)
             }
         }
@@ -139,6 +144,29 @@ func listAllAgain<T: Decodable & Sendable>(_ resource: Resource, namespace: Stri
     report("memory.\(count).bytes_per_workload.deployment_settled", Double(settledDeploymentBytes) / n, "   bytes per workload: its Deployment once settled (spec summarized)", unit: "B")
     report("memory.\(count).bytes_per_workload.desired_state", Double(memoBytes) / n, "   bytes per workload: its remembered desired state (kept 30-60 s after a reconcile)", unit: "B")
     withExtendedLifetime((cachedWorkloads, cachedDeployments, settledDeployments, remembered)) {}
+}
+
+// MARK: 0. the desired-state build alone, in this process: what a reconcile computes for a new workload
+// (the policy, its digest for the comparison, the Deployment), on one core, before any cluster runs.
+do {
+    var object = workload("w-0")
+    object["metadata"]?["namespace"] = "bench"
+    object["metadata"]?["generation"] = 1
+    let parsed = try object.decode(as: ConfidentialWorkload.self).compacted().expanded()
+    let context = BuildContext(nativeSidecars: true)
+    var micros: [Double] = []
+    for round in 0..<(options.builds + 100) {
+        let start = ContinuousClock.now
+        let built = DesiredState.build(parsed, context: context)
+        let comparable = built.map(\.comparable)
+        if round >= 100 { micros.append(seconds(ContinuousClock.now - start) * 1e6) }
+        guard case .success = comparable else { throw TestClusterError(message: "the bench workload does not build") }
+    }
+    if !micros.isEmpty {
+        report("build.p50_us", percentile(micros, 0.5), "0. desired-state build of a new workload, p50 (\(micros.count) builds, in-process)", unit: "us")
+        report("build.p99_us", percentile(micros, 0.99), "   p99", unit: "us")
+    }
+    if options.onlyBuild { exit(0) }
 }
 
 // MARK: the cluster
@@ -283,9 +311,12 @@ func checkDeployments(_ namespace: String, count: Int) async throws {
 
 /// Time from a workload's create returning to its Deployment appearing in a watch, `samples` times, one
 /// at a time. `applyItself`: the benchmark applies cwo's Deployment body right after the create (the
-/// API server's own share of the latency), instead of waiting for cwo.
-func deploymentLatency(namespace: String, samples count: Int, applyItself: Bool) async throws -> [Double] {
+/// API server's own share of the latency), instead of waiting for cwo. `delivery`: for each sample, the
+/// time from the create returning to the workload's ADDED event reaching a watch of the benchmark's own
+/// (what any controller waits before it can start: the API server's watch delivery, not cwo's).
+func deploymentLatency(namespace: String, samples count: Int, applyItself: Bool) async throws -> (samples: [Double], delivery: [Double]) {
     var samples: [Double] = []
+    var delivery: [Double] = []
     for index in 0..<count {
         let name = "lat-\(index)"
         var body: JSONValue?
@@ -293,8 +324,15 @@ func deploymentLatency(namespace: String, samples count: Int, applyItself: Bool)
         let list: ObjectList<UntypedObject> = try await client.list(.deployments, namespace: namespace, options: .init(limit: 1))
         let stream: WatchStream<UntypedObject> = try await client.watch(.deployments, namespace: namespace,
             options: .init(fieldSelector: "metadata.name=\(name)", resourceVersion: list.metadata.resourceVersion, timeoutSeconds: 30))
+        let workloadList: ObjectList<UntypedObject> = try await client.list(workloads, namespace: namespace, options: .init(limit: 1))
+        let workloadStream: WatchStream<UntypedObject> = try await client.watch(workloads, namespace: namespace,
+            options: .init(fieldSelector: "metadata.name=\(name)", resourceVersion: workloadList.metadata.resourceVersion, timeoutSeconds: 30))
         let created: UntypedObject = try await client.create(workloads, namespace: namespace, try UntypedObject(workload(name)))
         let start = ContinuousClock.now
+        async let delivered: Double? = {
+            for try await event in workloadStream { if case .added = event { return seconds(ContinuousClock.now - start) * 1000 } }
+            return nil
+        }()
         if var body {
             body["metadata"]?["ownerReferences"] = [["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name),
                 "uid": .string(created.metadata.uid ?? ""), "controller": true, "blockOwnerDeletion": true]]
@@ -309,15 +347,16 @@ func deploymentLatency(namespace: String, samples count: Int, applyItself: Bool)
                 break
             }
         }
+        if let time = try await delivered { delivery.append(time) }
     }
-    return samples
+    return (samples, delivery)
 }
 
 do {
     let namespace = try await client.makeTestNamespace("bench-latency")
     let cwo = try Operator(namespace: namespace, concurrency: 16)
     _ = try await cwo.waitReady()
-    let samples = try await deploymentLatency(namespace: namespace, samples: options.latencySamples, applyItself: false)
+    let (samples, delivery) = try await deploymentLatency(namespace: namespace, samples: options.latencySamples, applyItself: false)
     report("latency.p50_ms", percentile(samples, 0.5), "1. apply -> Deployment latency p50 (\(samples.count) samples)", unit: "ms")
     report("latency.p99_ms", percentile(samples, 0.99), "   apply -> Deployment latency p99", unit: "ms")
     // Where a sample's time goes, from cwo's own histograms (means over the samples): the wait in the
@@ -332,11 +371,14 @@ do {
     await cwo.stop()
     // The same path without cwo: the benchmark applies the same Deployment itself.
     let rawNamespace = try await client.makeTestNamespace("raw-latency")
-    let raw = try await deploymentLatency(namespace: rawNamespace, samples: options.latencySamples, applyItself: true)
+    let raw = try await deploymentLatency(namespace: rawNamespace, samples: options.latencySamples, applyItself: true).samples
     report("latency.raw_p50_ms", percentile(raw, 0.5), "   raw: create, then the same apply by the client itself, p50", unit: "ms")
     report("latency.raw_p99_ms", percentile(raw, 0.99), "   raw p99", unit: "ms")
     report("latency.added_p50_ms", percentile(samples, 0.5) - percentile(raw, 0.5), "   added by cwo at p50 (cwo - raw)", unit: "ms")
     report("latency.added_p99_ms", percentile(samples, 0.99) - percentile(raw, 0.99), "   added by cwo at p99 (cwo - raw)", unit: "ms")
+    // Of what cwo adds, the part no controller can avoid: the workload reaching a watch at all.
+    report("latency.watch_delivery_p50_ms", percentile(delivery, 0.5), "   create -> the workload's ADDED event at a watch of the bench, p50", unit: "ms")
+    report("latency.watch_delivery_p99_ms", percentile(delivery, 0.99), "   same, p99", unit: "ms")
 }
 
 // MARK: 2-3. convergence throughput vs the raw floor; 4-5. memory and API efficiency
