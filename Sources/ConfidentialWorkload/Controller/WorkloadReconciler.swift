@@ -214,10 +214,8 @@ public final class WorkloadReconciler: Reconciler {
         if let memo = memories.recall(key, uid: uid).build, memo.context == context, memo.spec == spec {
             return (memo.state, nil)
         }
-        let start = ContinuousClock.now
-        let built = DesiredState.build(workload, context: context)
+        let built = Self.timedBuild(workload, context: context)
         let result = built.map(\.comparable)
-        WorkloadMetrics.policyGenerated(seconds: (ContinuousClock.now - start).seconds)
         var memo = WorkloadMemory.BuildMemo(spec: spec, context: context, result: result)
         if case .success(let state) = result {
             let (kept, deployment) = state.remembered
@@ -229,6 +227,14 @@ public final class WorkloadReconciler: Reconciler {
             $0.buildUsed = true
         }
         return (result, try? built.get().deployment)
+    }
+
+    /// `DesiredState.build`, timed into `cwo_policy_generation_seconds`: the memo's builds and the rebuilds
+    /// of a Deployment the memo no longer holds alike.
+    static func timedBuild(_ workload: ConfidentialWorkload, context: BuildContext) -> Result<DesiredState, SpecErrors> {
+        let start = ContinuousClock.now
+        defer { WorkloadMetrics.policyGenerated(seconds: (ContinuousClock.now - start).seconds) }
+        return DesiredState.build(workload, context: context)
     }
 
     // MARK: - 3. Bindings (ServiceAccount, release-policy ConfigMap)
@@ -301,13 +307,13 @@ public final class WorkloadReconciler: Reconciler {
         // can be compared with it; a Deployment that changed or went needs the whole desired Deployment.
         var desired = state.deployment
         if desired["spec"] == nil, cached?.specIsSummary != true {
-            desired = (try? DesiredState.build(workload, context: context).get().comparable.deployment) ?? desired
+            desired = (try? Self.timedBuild(workload, context: context).get().comparable.deployment) ?? desired
         }
         var decision: AppliedIntent.Decision?
         let applied: Deployment? = try await apply(
             .deployments, desired, live: live, version: cached?.resourceVersion, child: key, of: workload, logger: logger,
             verified: cached?.specIsSummary == true, decided: { decision = $0 },
-            body: { body ?? (try? DesiredState.build(workload, context: context).get().deployment) ?? desired })
+            body: { body ?? (try? Self.timedBuild(workload, context: context).get().deployment) ?? desired })
         if let applied {
             // Its echo is settled in the cache only if the server kept all cwo applied.
             let contained = Names.intent.decide(desired: desired, live: WorkloadCaches.project(applied).comparable) == .upToDate
