@@ -47,3 +47,24 @@ struct StringInternerTests {
         #expect(Self.storage(StringInterner.intern(again)) == Self.storage(again))
     }
 }
+
+extension StringInternerTests {
+    @Test func aGenerationIsAlsoBoundedByBytes() {
+        var table = InternTable(capacity: 100, bytes: 50)
+        _ = table.intern(Self.a)  // 22 bytes
+        _ = table.intern(Self.b)  // 44
+        _ = table.intern(Self.c)  // 66 > 50: {a, b} becomes old
+        #expect(table.young == [Self.c] && table.old == [Self.a, Self.b])
+    }
+
+    /// A workload's `Ready` repeats the message of the condition not met: one copy for both.
+    @Test func repeatedConditionMessagesAreSharedWithinAnObject() throws {
+        let message = String(repeating: "registry unreachable; ", count: 20)  // 440 bytes
+        let json = #"{"status":{"conditions":[{"type":"ImagesResolved","message":"\#(message)"},{"type":"Ready","message":"\#(message)"}]}}"#
+        let parsed = try JSONParser.parse(json)
+        let conditions = parsed[path: ["status", "conditions"]]?.arrayValue ?? []
+        let messages = conditions.compactMap { $0["message"]?.stringValue }
+        #expect(messages.count == 2 && messages[0] == message)
+        #expect(Self.storage(messages[0]) == Self.storage(messages[1]))
+    }
+}

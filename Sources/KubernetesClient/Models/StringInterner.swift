@@ -6,8 +6,10 @@ import Synchronization
 /// thousand heap copies of each; Swift keeps strings of up to 15 UTF-8 bytes inline, so only longer
 /// ones are interned.
 enum StringInterner {
-    static let longestInterned = 256
-    private static let table = Mutex(InternTable(capacity: 4096))
+    /// Condition messages run to a few hundred bytes, and a workload's `Ready` repeats the message of the
+    /// condition that is not met; longer values are not worth a lookup.
+    static let longestInterned = 1024
+    private static let table = Mutex(InternTable(capacity: 4096, bytes: 512 * 1024))
 
     /// Members whose values are worth sharing (their values repeat across objects of one kind).
     static let sharedValueMembers: Set<String> = [
@@ -26,29 +28,35 @@ enum StringInterner {
 }
 
 /// A bounded, generational set of shared strings: a young and an old generation of at most `capacity`
-/// strings each. When the young one is full, the old one is dropped and the young one takes its place; a
+/// strings (and `bytes` of UTF-8) each. When the young one is full, the old one is dropped and the young one takes its place; a
 /// string found in the old generation moves back to the young. So what objects keep repeating stays shared
 /// for as long as cwo runs, while strings nothing asks for any more (the timestamps of an hour ago) age
 /// out: a table that only ever filled would, after some hours of status updates, be full of those and
 /// share nothing new.
 struct InternTable: Sendable {
     let capacity: Int
+    let bytes: Int
     private(set) var young: Set<String> = []
     private(set) var old: Set<String> = []
+    private var youngBytes = 0
 
-    init(capacity: Int) {
+    init(capacity: Int, bytes: Int = .max) {
         self.capacity = max(1, capacity)
+        self.bytes = bytes
     }
 
     /// The shared copy of `string` (this one, if the table holds none).
     mutating func intern(_ string: String) -> String {
         if let index = young.firstIndex(of: string) { return young[index] }
         let shared = old.remove(string) ?? string
-        if young.count >= capacity {
+        let size = shared.utf8.count
+        if young.count >= capacity || youngBytes + size > bytes {
             old = young
-            young = Set(minimumCapacity: capacity)
+            young = Set(minimumCapacity: min(capacity, young.count))
+            youngBytes = 0
         }
         young.insert(shared)
+        youngBytes += size
         return shared
     }
 }
