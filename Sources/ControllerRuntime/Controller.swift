@@ -110,11 +110,17 @@ public final class Controller: Sendable {
                         try? await Task.sleep(for: .milliseconds(10))
                     }
                     self.logger.info("caches synced, starting workers", metadata: ["workers": "\(self.options.concurrency)"])
-                    await withTaskGroup(of: Void.self) { workers in
-                        for _ in 0..<self.options.concurrency {
-                            workers.addTask { await self.worker() }
+                    // The workers run in a task of their own, outside this one's cancellation: a shutdown ends
+                    // the queue, and a worker finishes the reconcile it is in (its writes) rather than
+                    // abandoning a half-applied state; then it finds the queue ended.
+                    let workers = Task {
+                        await withTaskGroup(of: Void.self) { workers in
+                            for _ in 0..<self.options.concurrency {
+                                workers.addTask { await self.worker() }
+                            }
                         }
                     }
+                    await workers.value
                 }
             }
         } onCancel: {
@@ -138,9 +144,7 @@ public final class Controller: Sendable {
         logger[metadataKey: "workload"] = "\(key)"
         let start = ContinuousClock.now
         do {
-            // Reconciles run in a task of their own, detached from the worker's cancellation: a shutdown lets
-            // them finish their writes rather than abandoning a half-applied state.
-            let result = try await Task { try await self.reconciler.reconcile(key) }.value
+            let result = try await reconciler.reconcile(key)
             let elapsed = ContinuousClock.now - start
             await queue.forget(key)
             switch result {
