@@ -14,7 +14,7 @@ struct Options {
     var sizes = [100, 1000]
     var concurrencies = [1, 4, 16]
     var runs = 3
-    var latencySamples = 200
+    var latencySamples = 500
     var quietSeconds = 60
     var output = "bench.json"
     var cwo = ".build/release/cwo"
@@ -309,55 +309,60 @@ func checkDeployments(_ namespace: String, count: Int) async throws {
 
 // MARK: 1. apply-to-Deployment latency
 
-/// Time from a workload's create returning to its Deployment appearing in a watch, `samples` times, one
-/// at a time. `applyItself`: the benchmark applies cwo's Deployment body right after the create (the
-/// API server's own share of the latency), instead of waiting for cwo. `delivery`: for each sample, the
-/// time from the create returning to the workload's ADDED event reaching a watch of the benchmark's own
-/// (what any controller waits before it can start: the API server's watch delivery, not cwo's).
-func deploymentLatency(namespace: String, samples count: Int, applyItself: Bool) async throws -> (samples: [Double], delivery: [Double]) {
-    var samples: [Double] = []
-    var delivery: [Double] = []
-    for index in 0..<count {
-        let name = "lat-\(index)"
-        var body: JSONValue?
-        if applyItself { body = try rawWrites(name: name, namespace: namespace).deployment }
-        let list: ObjectList<UntypedObject> = try await client.list(.deployments, namespace: namespace, options: .init(limit: 1))
-        let stream: WatchStream<UntypedObject> = try await client.watch(.deployments, namespace: namespace,
-            options: .init(fieldSelector: "metadata.name=\(name)", resourceVersion: list.metadata.resourceVersion, timeoutSeconds: 30))
-        let workloadList: ObjectList<UntypedObject> = try await client.list(workloads, namespace: namespace, options: .init(limit: 1))
-        let workloadStream: WatchStream<UntypedObject> = try await client.watch(workloads, namespace: namespace,
-            options: .init(fieldSelector: "metadata.name=\(name)", resourceVersion: workloadList.metadata.resourceVersion, timeoutSeconds: 30))
-        let created: UntypedObject = try await client.create(workloads, namespace: namespace, try UntypedObject(workload(name)))
-        let start = ContinuousClock.now
-        async let delivered: Double? = {
-            for try await event in workloadStream { if case .added = event { return seconds(ContinuousClock.now - start) * 1000 } }
-            return nil
-        }()
-        if var body {
-            body["metadata"]?["ownerReferences"] = [["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name),
-                "uid": .string(created.metadata.uid ?? ""), "controller": true, "blockOwnerDeletion": true]]
-            let _: Discarded = try await client.apply(.deployments, namespace: namespace, name: name, body, fieldManager: "cwo", force: true)
-        }
-        for try await event in stream {
-            if case .added(let deployment) = event,
-                deployment.raw[path: ["spec", "template", "spec", "runtimeClassName"]] == "kata-cc",
-                deployment.raw[path: ["spec", "template", "metadata", "annotations", "cwo.dev/policy-hash"]] != nil
-            {
-                samples.append(seconds(ContinuousClock.now - start) * 1000)
-                break
-            }
-        }
-        if let time = try await delivered { delivery.append(time) }
+/// Time from a workload's create returning to its Deployment appearing in a watch. `applyItself`: the
+/// benchmark applies cwo's Deployment body right after the create (the API server's own share of the
+/// latency), instead of waiting for cwo. `delivery`: the time from the create returning to the workload's
+/// ADDED event reaching a watch of the benchmark's own (what any controller waits before it can start:
+/// the API server's watch delivery, not cwo's).
+func latencySample(namespace: String, name: String, applyItself: Bool) async throws -> (ms: Double, delivery: Double?) {
+    var body: JSONValue?
+    if applyItself { body = try rawWrites(name: name, namespace: namespace).deployment }
+    let list: ObjectList<UntypedObject> = try await client.list(.deployments, namespace: namespace, options: .init(limit: 1))
+    let stream: WatchStream<UntypedObject> = try await client.watch(.deployments, namespace: namespace,
+        options: .init(fieldSelector: "metadata.name=\(name)", resourceVersion: list.metadata.resourceVersion, timeoutSeconds: 30))
+    let workloadList: ObjectList<UntypedObject> = try await client.list(workloads, namespace: namespace, options: .init(limit: 1))
+    let workloadStream: WatchStream<UntypedObject> = try await client.watch(workloads, namespace: namespace,
+        options: .init(fieldSelector: "metadata.name=\(name)", resourceVersion: workloadList.metadata.resourceVersion, timeoutSeconds: 30))
+    let created: UntypedObject = try await client.create(workloads, namespace: namespace, try UntypedObject(workload(name)))
+    let start = ContinuousClock.now
+    async let delivered: Double? = {
+        for try await event in workloadStream { if case .added = event { return seconds(ContinuousClock.now - start) * 1000 } }
+        return nil
+    }()
+    if var body {
+        body["metadata"]?["ownerReferences"] = [["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name),
+            "uid": .string(created.metadata.uid ?? ""), "controller": true, "blockOwnerDeletion": true]]
+        let _: Discarded = try await client.apply(.deployments, namespace: namespace, name: name, body, fieldManager: "cwo", force: true)
     }
-    return (samples, delivery)
+    for try await event in stream {
+        if case .added(let deployment) = event,
+            deployment.raw[path: ["spec", "template", "spec", "runtimeClassName"]] == "kata-cc",
+            deployment.raw[path: ["spec", "template", "metadata", "annotations", "cwo.dev/policy-hash"]] != nil
+        {
+            let elapsed = seconds(ContinuousClock.now - start) * 1000
+            return (elapsed, try await delivered)
+        }
+    }
+    throw TestClusterError(message: "\(namespace)/\(name): no Deployment within the watch's 30 s")
 }
 
 do {
     let namespace = try await client.makeTestNamespace("bench-latency")
+    let rawNamespace = try await client.makeTestNamespace("raw-latency")
     let cwo = try Operator(namespace: namespace, concurrency: 16)
     _ = try await cwo.waitReady()
-    let (samples, delivery) = try await deploymentLatency(namespace: namespace, samples: options.latencySamples, applyItself: false)
-    report("latency.p50_ms", percentile(samples, 0.5), "1. apply -> Deployment latency p50 (\(samples.count) samples)", unit: "ms")
+    // A cwo sample, then a raw one (the same path without cwo: the benchmark applies the same Deployment
+    // itself, in a namespace cwo does not watch), and so on: the shared cores' drift affects both alike.
+    var samples: [Double] = []
+    var raw: [Double] = []
+    var delivery: [Double] = []
+    for index in 0..<options.latencySamples {
+        let sample = try await latencySample(namespace: namespace, name: "lat-\(index)", applyItself: false)
+        samples.append(sample.ms)
+        if let delivered = sample.delivery { delivery.append(delivered) }
+        raw.append(try await latencySample(namespace: rawNamespace, name: "lat-\(index)", applyItself: true).ms)
+    }
+    report("latency.p50_ms", percentile(samples, 0.5), "1. apply -> Deployment latency p50 (\(samples.count) samples, alternating with raw ones)", unit: "ms")
     report("latency.p99_ms", percentile(samples, 0.99), "   apply -> Deployment latency p99", unit: "ms")
     // Where a sample's time goes, from cwo's own histograms (means over the samples): the wait in the
     // queue, the reconcile (desired state + the Deployment apply + the status write), the desired-state
@@ -369,9 +374,6 @@ do {
     report("latency.breakdown.patch_ms", await cwo.meanMilliseconds("rest_client_request_duration_seconds", where: { $0.contains("verb=\"PATCH\"") }),
            "   mean PATCH (apply) request as cwo's client sees it", unit: "ms")
     await cwo.stop()
-    // The same path without cwo: the benchmark applies the same Deployment itself.
-    let rawNamespace = try await client.makeTestNamespace("raw-latency")
-    let raw = try await deploymentLatency(namespace: rawNamespace, samples: options.latencySamples, applyItself: true).samples
     report("latency.raw_p50_ms", percentile(raw, 0.5), "   raw: create, then the same apply by the client itself, p50", unit: "ms")
     report("latency.raw_p99_ms", percentile(raw, 0.99), "   raw p99", unit: "ms")
     report("latency.added_p50_ms", percentile(samples, 0.5) - percentile(raw, 0.5), "   added by cwo at p50 (cwo - raw)", unit: "ms")
