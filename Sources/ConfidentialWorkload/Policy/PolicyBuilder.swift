@@ -227,25 +227,7 @@ public enum CanonicalJSON {
     /// `text` as a JSON string: quote, backslash and control characters escaped, all else as it is.
     private static func appendQuoted(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        var text = text
-        text.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            var start = 0
-            while true {
-                let end = JSONStringScan.plainRun(bytes, from: start).end
-                out.append(contentsOf: bytes[start..<end])
-                guard end < bytes.count else { break }
-                switch bytes[end] {
-                case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
-                case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
-                case 0x0A: out.append(contentsOf: #"\n"#.utf8)
-                case 0x0D: out.append(contentsOf: #"\r"#.utf8)
-                case 0x09: out.append(contentsOf: #"\t"#.utf8)
-                case let byte: out.append(contentsOf: ("\\u" + UInt32(byte).hex(width: 4)).utf8)
-                }
-                start = end + 1
-            }
-        }
+        JSONStringScan.escaped(text) { out.append(contentsOf: $0) }
         out.append(UInt8(ascii: "\""))
     }
 }

@@ -510,28 +510,7 @@ extension JSONValue {
 
     static func writeQuoted(_ text: String, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
-        var text = text
-        text.withUTF8 { utf8 in
-            let bytes = UnsafeRawBufferPointer(utf8)
-            var start = 0
-            while true {
-                let index = JSONStringScan.plainRun(bytes, from: start).end
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
-                guard index < bytes.count else { break }
-                let byte = bytes[index]
-                switch byte {
-                case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
-                case UInt8(ascii: "\\"): buffer.writeStaticString("\\\\")
-                case 0x0A: buffer.writeStaticString("\\n")
-                case 0x0D: buffer.writeStaticString("\\r")
-                case 0x09: buffer.writeStaticString("\\t")
-                default:
-                    let hex = String(byte, radix: 16)
-                    buffer.writeString("\\u" + String(repeating: "0", count: 4 - hex.count) + hex)
-                }
-                start = index + 1
-            }
-        }
+        JSONStringScan.escaped(text) { buffer.writeBytes($0) }
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 }

@@ -37,4 +37,40 @@ public enum JSONStringScan {
         }
         return (index, high & highs != 0)
     }
+
+    /// `text` as the inside of a JSON string, handed to `write` piece by piece: the runs that need no
+    /// escape as they are, then the escape of each byte that does (`\"`, `\\`, `\n`, `\r`, `\t`, and
+    /// `\u00xx` for the other control characters).
+    public static func escaped(_ text: String, _ write: (UnsafeRawBufferPointer) -> Void) {
+        var text = text
+        text.withUTF8 { utf8 in
+            let bytes = UnsafeRawBufferPointer(utf8)
+            var start = 0
+            while true {
+                let end = plainRun(bytes, from: start).end
+                if end > start { write(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) }
+                guard end < bytes.count else { return }
+                escape(bytes[end], write)
+                start = end + 1
+            }
+        }
+    }
+
+    private static func escape(_ byte: UInt8, _ write: (UnsafeRawBufferPointer) -> Void) {
+        let short: UInt8? =
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): byte
+            case 0x0A: UInt8(ascii: "n")
+            case 0x0D: UInt8(ascii: "r")
+            case 0x09: UInt8(ascii: "t")
+            default: nil
+            }
+        let digits: StaticString = "0123456789abcdef"
+        // On the stack: the policy's regexes are full of backslashes.
+        let sequence = (
+            UInt8(ascii: "\\"), short ?? UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+            digits.utf8Start[Int(byte >> 4)], digits.utf8Start[Int(byte & 0x0F)]
+        )
+        withUnsafeBytes(of: sequence) { write(UnsafeRawBufferPointer(rebasing: $0[0..<(short == nil ? 6 : 2)])) }
+    }
 }
