@@ -115,15 +115,7 @@ struct ProtobufTests {
         for index in 0..<5 {
             let _: UntypedObject = try await client.patch(.replicaSets, namespace: namespace, name: "old", .merge(["metadata": ["labels": ["step": .string("\(index)")]]]))
         }
-        let error = try await eventually(timeout: .seconds(60), interval: .seconds(1), "a 410 for a compacted resourceVersion") { () -> KubeError? in
-            do {
-                let stream: WatchStream<ReplicaSetSummary> = try await client.watch(.replicaSets, namespace: namespace, options: .init(resourceVersion: stale, timeoutSeconds: 3))
-                for try await _ in stream {}
-                return nil
-            } catch let error as KubeError where error.reason == .gone {
-                return error
-            }
-        }
+        let error = try await client.goneError(.replicaSets, namespace: namespace, from: stale, as: ReplicaSetSummary.self)
         #expect(error.code == 410)
     }
 }

@@ -73,15 +73,7 @@ struct WatchTests {
         for index in 0..<120 {
             let _: UntypedObject = try await client.patch(.configMaps, namespace: ns, name: "old", .merge(["data": ["i": .string("\(index)")]]))
         }
-        let error = try await eventually(timeout: .seconds(40), interval: .seconds(1), "a 410 for a compacted resourceVersion") { () -> KubeError? in
-            do {
-                let stream: WatchStream<UntypedObject> = try await client.watch(.configMaps, namespace: ns, options: .init(resourceVersion: stale, timeoutSeconds: 5))
-                for try await _ in stream {}
-                return nil
-            } catch let error as KubeError where error.reason == .gone {
-                return error
-            }
-        }
+        let error = try await client.goneError(.configMaps, namespace: ns, from: stale, as: UntypedObject.self)
         #expect(error.reason == .gone)
         #expect(error.code == 410)
     }

@@ -113,6 +113,20 @@ extension KubeClient {
         let _: UntypedObject = try await create(.namespaces, try UntypedObject(["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string(name)]]))
         return name
     }
+
+    /// Watches `resource` in `namespace` from `version`, again and again, until the API server ends the
+    /// watch with 410 Gone (etcd's compaction, every 10 s in the test cluster, has passed the version).
+    public func goneError<T: Decodable & Sendable>(_ resource: Resource, namespace: String, from version: String, as type: T.Type) async throws -> KubeError {
+        try await eventually(timeout: .seconds(60), interval: .seconds(1), "a 410 for a compacted resourceVersion") { () -> KubeError? in
+            do {
+                let stream: WatchStream<T> = try await self.watch(resource, namespace: namespace, options: .init(resourceVersion: version, timeoutSeconds: 3))
+                for try await _ in stream {}
+                return nil
+            } catch let error as KubeError where error.reason == .gone {
+                return error
+            }
+        }
+    }
 }
 
 /// Polls `condition` until it returns a value or `timeout` passes; the last error or a timeout message otherwise.
