@@ -305,15 +305,18 @@ public final class WorkloadReconciler: Reconciler {
         }
         // A memo kept from a settled Deployment has no spec (`deploymentSettled`): only a settled summary
         // can be compared with it; a Deployment that changed or went needs the whole desired Deployment.
+        // The body to write is that build's Deployment too, not a second build.
         var desired = state.deployment
+        var rebuilt: DesiredState?
         if desired["spec"] == nil, cached?.specIsSummary != true {
-            desired = (try? Self.timedBuild(workload, context: context).get().comparable.deployment) ?? desired
+            rebuilt = try? Self.timedBuild(workload, context: context).get()
+            desired = rebuilt?.comparable.deployment ?? desired
         }
         var decision: AppliedIntent.Decision?
         let applied: Deployment? = try await apply(
             .deployments, desired, live: live, version: cached?.resourceVersion, child: key, of: workload, logger: logger,
             verified: cached?.specIsSummary == true, decided: { decision = $0 },
-            body: { body ?? (try? Self.timedBuild(workload, context: context).get().deployment) ?? desired })
+            body: { body ?? (rebuilt ?? (try? Self.timedBuild(workload, context: context).get()))?.deployment ?? desired })
         if let applied {
             // Its echo is settled in the cache only if the server kept all cwo applied.
             let contained = Names.intent.decide(desired: desired, live: WorkloadCaches.project(applied).comparable) == .upToDate
