@@ -26,6 +26,8 @@ struct Options {
     /// Desired-state builds timed in section 0; `--only-build` stops after it (for a profiler).
     var builds = 2000
     var onlyBuild = false
+    /// Flags added to every `cwo run` the benchmark starts (`--cwo-flag --no-release-idle-code`), to compare.
+    var cwoFlags: [String] = []
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -44,8 +46,9 @@ struct Options {
             case "--replicasets": replicaSets = Int(value) ?? replicaSets
             case "--builds": builds = Int(value) ?? builds
             case "--only-build": onlyBuild = value == "true" || value == "1"
+            case "--cwo-flag": cwoFlags.append(value)
             default:
-                FileHandle.standardError.write(Data("cwo-bench: unknown flag \(flag); flags: --sizes --concurrency --runs --latency-samples --quiet-seconds --output --cwo --image-workloads --images --replicasets --builds --only-build\n".utf8))
+                FileHandle.standardError.write(Data("cwo-bench: unknown flag \(flag); flags: --sizes --concurrency --runs --latency-samples --quiet-seconds --output --cwo --image-workloads --images --replicasets --builds --only-build --cwo-flag\n".utf8))
                 exit(2)
             }
         }
@@ -77,15 +80,27 @@ func rssMiB(_ pid: pid_t, field: String = "VmRSS:") -> Double {
     return (Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) / 1024
 }
 
-/// CPU seconds (user + system) a process has used so far.
-func cpuSeconds(_ pid: pid_t) -> Double {
+/// The fields of /proc/PID/stat after the command: `[0]` is field 3 (state), field N is `[N - 3]`.
+func procStat(_ pid: pid_t) -> [Substring] {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
         let close = text.lastIndex(of: ")")
-    else { return 0 }
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    // After the command: state is field 3, utime 14 and stime 15 (1-based, counting pid and comm).
+    else { return [] }
+    return text[text.index(after: close)...].split(separator: " ")
+}
+
+/// CPU seconds (user + system) a process has used so far.
+func cpuSeconds(_ pid: pid_t) -> Double {
+    let fields = procStat(pid)
+    // utime is field 14, stime 15.
     guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
     return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// Page faults of a process so far that had to read from the file (field 12, majflt): what cwo pays for
+/// having handed its idle code pages back.
+func majorFaults(_ pid: pid_t) -> Double {
+    let fields = procStat(pid)
+    return fields.count > 9 ? Double(fields[9]) ?? 0 : 0
 }
 
 func heapInUse() -> Int { Int(cwo_heap_in_use()) }
@@ -228,7 +243,7 @@ final class Operator: @unchecked Sendable {
     init(namespace: String, concurrency: Int, extra: [String] = ["--no-resolve-images"]) throws {
         process = try BackgroundProcess([options.cwo, "run", "--kubeconfig", cluster.adminKubeconfig, "--namespace", namespace,
             "--concurrency", String(concurrency), "--log-level", "warning",
-            "--metrics-bind-address", "127.0.0.1:\(metricsPort)", "--health-probe-bind-address", "127.0.0.1:\(probePort)"] + extra)
+            "--metrics-bind-address", "127.0.0.1:\(metricsPort)", "--health-probe-bind-address", "127.0.0.1:\(probePort)"] + extra + options.cwoFlags)
     }
     /// The mean of a histogram (its `_sum` over its `_count`, over the series `filter` keeps), in ms.
     func meanMilliseconds(_ name: String, where filter: (String) -> Bool = { _ in true }) async -> Double {
@@ -404,6 +419,7 @@ for size in options.sizes {
             let from = try await convergenceStart(namespace)
             let start = ContinuousClock.now
             let cpuBefore = (cwo: cpuSeconds(cwo.process.pid), server: serverCPU(), bench: cpuSeconds(getpid()))
+            let faultsBefore = majorFaults(cwo.process.pid)
             async let converged = waitConverged(namespace, from: from, count: size)
             var created: [Double] = []
             try await concurrently(size, width: 16) { index in
@@ -415,6 +431,7 @@ for size in options.sizes {
             // CPU up to convergence: the check below lists every Deployment (~50 MB of JSON at 1 000), which
             // is the benchmark's cost, not cwo's.
             let cpuAfter = (cwo: cpuSeconds(cwo.process.pid), server: serverCPU(), bench: cpuSeconds(getpid()))
+            let faults = majorFaults(cwo.process.pid) - faultsBefore
             if run == 0 && concurrency == options.concurrencies.max() {
                 // The shape of the curve: a tail (a few slow workloads) or a rate (all of them late).
                 report("convergence.\(size).created_s", created[0], "   all \(size) workloads created (by the bench, 16 at a time)", unit: "s")
@@ -427,6 +444,7 @@ for size in options.sizes {
                 report("cpu.\(size).cwo_s", cpuAfter.cwo - cpuBefore.cwo, "   CPU of cwo while converging \(size) (of \(ProcessInfo.processInfo.activeProcessorCount) cores)", unit: "s")
                 report("cpu.\(size).server_s", cpuAfter.server - cpuBefore.server, "   CPU of kube-apiserver + etcd meanwhile", unit: "s")
                 report("cpu.\(size).bench_s", cpuAfter.bench - cpuBefore.bench, "   CPU of this benchmark meanwhile (creating, watching for convergence)", unit: "s")
+                report("cpu.\(size).cwo_major_faults", faults, "   page faults of cwo meanwhile that read its binary (code handed back while idle)", unit: "")
                 report("memory.\(size)_peak_mib", rssMiB(cwo.process.pid, field: "VmHWM:"), "4. peak RSS of cwo run while converging \(size) workloads", unit: "MiB")
                 // After the burst: cwo hands memory freed after it back every 15 s.
                 try await Task.sleep(for: .seconds(20))
@@ -444,6 +462,7 @@ for size in options.sizes {
                 // Settled: the quiet period gave cwo time to forget the desired states of workloads no
                 // longer reconciled (30-60 s after their last reconcile) and to hand the memory back.
                 report("memory.\(size)_mib", rssMiB(cwo.process.pid), "4. RSS of cwo run with \(size) workloads and their Deployments cached (settled, after the quiet period)", unit: "MiB")
+                report("memory.\(size)_file_mib", rssMiB(cwo.process.pid, field: "RssFile:"), "   of which mapped from files (cwo's binary, the C libraries)", unit: "MiB")
 
                 do {
                     // 6. Restart with everything present: readiness, then every workload reconciled, nothing rewritten.
