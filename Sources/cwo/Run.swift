@@ -15,31 +15,6 @@ import Prometheus
 import ServiceLifecycle
 import TrusteeKBS
 
-#if canImport(Glibc)
-import Glibc
-
-/// `mallopt(3)` and `malloc_trim(3)`; malloc.h is not part of Swift's Glibc module.
-@_silgen_name("mallopt")
-func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-@_silgen_name("malloc_trim")
-func glibcMallocTrim(_ pad: Int) -> Int32
-#endif
-
-/// Hands memory freed after a burst (a relist, a thousand new workloads) back to the system, every
-/// 15 s: glibc keeps it otherwise. A trim of cwo's heap takes about a millisecond.
-struct MemoryTrimService: Service {
-    func run() async throws {
-        #if canImport(Glibc)
-        await cancelWhenGracefulShutdown {
-            while true {
-                do { try await Task.sleep(for: .seconds(15)) } catch { return }
-                _ = glibcMallocTrim(0)
-            }
-        }
-        #endif
-    }
-}
-
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the controller against a cluster.")
 
@@ -120,6 +95,10 @@ struct Run: AsyncParsableCommand {
           help: "For AKS workloads (kata-cc), download each image layer once and compute its dm-verity root hash as the node does, so that the layers the node pulls are allowed and pinned in the policy (the default; CoCo workloads pull in the guest and need no layers).")
     var hashImageLayers = true
 
+    @Flag(inversion: .prefixedNo,
+          help: "Once cwo has been quiet for 30 s, hand back the pages of its own executable it is not running (read back from the file on their next use).")
+    var releaseIdleCode = true
+
     @Option(help: "PEM file of extra CAs to trust for image registries (a private registry's CA).")
     var registryCaFile: String?
 
@@ -147,13 +126,10 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
-        #if canImport(Glibc)
-        // glibc gives every thread that contends for malloc an arena of its own and keeps freed memory in
-        // it; with NIO's threads and the concurrency pool that multiplies cwo's footprint. Two suffice.
-        _ = glibcMallopt(-8 /* M_ARENA_MAX, malloc.h */, 2)
-        // Not M_MMAP_THRESHOLD: mapping every block of 32 KiB+ on its own (each reconcile makes several:
-        // the policy, its base64, the bodies) spared ~1 MiB at 1000 workloads for 34 % more CPU (measured).
-        #endif
+        // With NIO's threads and the concurrency pool, an arena per thread multiplies cwo's footprint; two
+        // suffice. Not M_MMAP_THRESHOLD: mapping every block of 32 KiB+ on its own (each reconcile makes
+        // several: the policy, its base64, the bodies) spared ~1 MiB at 1000 workloads for 34 % more CPU.
+        IdleMemory.limitArenas(2)
         let level = logLevel
         let format = logFormat
         LoggingSystem.bootstrap { label in
@@ -207,7 +183,7 @@ struct Run: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: OperatorService(workloadOperator: workloadOperator, elector: elector), successTerminationBehavior: .gracefullyShutdownGroup),
             // Returns at once where there is no glibc: that must not end the operator.
-            .init(service: MemoryTrimService(), successTerminationBehavior: .ignore),
+            .init(service: IdleMemoryService(releaseCode: releaseIdleCode, logger: logger), successTerminationBehavior: .ignore),
         ]
         if let endpoints = HTTPEndpoints(address: metricsBindAddress, routes: [
             "/metrics": {
