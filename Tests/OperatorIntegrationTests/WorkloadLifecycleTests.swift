@@ -169,9 +169,11 @@ struct WorkloadLifecycleTests {
             // Reconciling the summary again writes nothing: its digest matches the intent.
             try await Task.sleep(for: .milliseconds(500))
             let writes = harness.requests.writes
+            let before = harness.requests.snapshot
             await harness.workloadOperator.controller.queue.add(key)
             try await Task.sleep(for: .milliseconds(500))
-            #expect(harness.requests.writes == writes)
+            // On failure, the requests by method before and after say which write it was (once in ~15 runs, so far unexplained).
+            #expect(harness.requests.writes == writes, "requests before \(before), after \(harness.requests.snapshot)")
             #expect(cache.get(key)?.specIsSummary == true)
 
             // A metadata edit keeps the generation, so the summary is carried over: the label cwo sets is
