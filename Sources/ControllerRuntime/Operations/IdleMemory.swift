@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 
@@ -104,9 +109,10 @@ public enum IdleMemory {
     }
 
     /// Advises the kernel to page out every mapping of the executable (`madvise(MADV_PAGEOUT)`, Linux
-    /// 5.4): clean file pages are dropped, nothing is written anywhere, and what runs next is read back from
-    /// the file on first use. Pages written since they were mapped (relocations, globals) are anonymous
-    /// memory, which the kernel keeps without swap; pages another process also maps are left alone.
+    /// 5.4): clean file pages leave the process (and the page cache, where nothing else holds them), nothing
+    /// is written anywhere, and what runs next is mapped again on first use. Pages written since they were
+    /// mapped (relocations, globals) are anonymous memory, which the kernel keeps without swap; pages another
+    /// process also maps are left alone.
     /// Returns the bytes advised; 0 where /proc is not mounted or the kernel refuses.
     @discardableResult
     public static func pageOutExecutable() -> Int {
@@ -126,7 +132,9 @@ public enum IdleMemory {
     /// The address ranges this process maps from its executable (/proc/self/exe), read from /proc/self/maps.
     public static func executableRanges() -> [Range<UInt>] {
         #if canImport(Glibc)
-        guard let executable = readLink("/proc/self/exe"), let maps = readFile("/proc/self/maps") else { return [] }
+        guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
+            let maps = readFile("/proc/self/maps")
+        else { return [] }
         return maps.split(separator: UInt8(ascii: "\n")).compactMap { line in
             // start-end perms offset dev inode   path
             let fields = line.split(separator: UInt8(ascii: " "), maxSplits: 5, omittingEmptySubsequences: true)
@@ -145,28 +153,8 @@ public enum IdleMemory {
         #endif
     }
 
-    #if canImport(Glibc)
-    private static func readLink(_ path: String) -> String? {
-        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = buffer.withUnsafeMutableBufferPointer { pointer in
-            pointer.withMemoryRebound(to: CChar.self) { readlink(path, $0.baseAddress!, $0.count - 1) }
-        }
-        return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil
+    /// A file read to its end (/proc reports a size of 0 for its files, which Foundation reads anyway).
+    private static func readFile(_ path: String) -> Data? {
+        try? Data(contentsOf: URL(fileURLWithPath: path))
     }
-
-    /// Reads a file to its end; /proc reports a size of 0 for its files.
-    static func readFile(_ path: String) -> [UInt8]? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return count == 0 ? bytes : nil }
-            bytes.append(contentsOf: chunk[..<count])
-        }
-    }
-    #endif
 }
