@@ -167,7 +167,11 @@ public final class Controller: Sendable {
                 await queue.add(key, after: delay)
             } else {
                 // The server asked for a pause (429 with Retry-After): the queue waits, not the worker.
-                delay = await queue.addRateLimited(key, atLeast: (error as? KubeError)?.retryAfter)
+                // A failure that is the server's passing state (restarting, overloaded, its admission not
+                // yet knowing our kind) backs off to at most a few seconds, so a key that failed all
+                // through an outage runs again soon after it, not up to 1000 s later.
+                delay = await queue.addRateLimited(key, atLeast: (error as? KubeError)?.retryAfter,
+                    atMost: error.isServerTransient ? options.rateLimit.transientMaximum : nil)
             }
             logger.log(level: error.isKube(.conflict) ? .debug : .warning, "reconcile failed, will retry", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
         }

@@ -6,6 +6,8 @@ public actor WorkQueue<Key: Hashable & Sendable> {
         /// controller-runtime's per-item limiter: 5 ms doubling to 1000 s.
         public var base: Duration = .milliseconds(5)
         public var maximum: Duration = .seconds(1000)
+        /// The ceiling for failures that pass by themselves (the API server restarting or overloaded).
+        public var transientMaximum: Duration = .seconds(5)
         public init() {}
     }
 
@@ -99,13 +101,15 @@ public actor WorkQueue<Key: Hashable & Sendable> {
         add(key)
     }
 
-    /// Re-adds after the key's next backoff step; returns that delay.
+    /// Re-adds after the key's next backoff step, no sooner than `minimum` and no later than `maximum`
+    /// (for failures that pass by themselves, which a long backoff would only outlast); returns the delay.
     @discardableResult
-    public func addRateLimited(_ key: Key, atLeast minimum: Duration? = nil) -> Duration {
+    public func addRateLimited(_ key: Key, atLeast minimum: Duration? = nil, atMost maximum: Duration? = nil) -> Duration {
         let count = failures[key, default: 0]
         failures[key] = count + 1
         observer?.retried()
-        let delay = max(min(rateLimit.base * Int(1 << min(count, 40)), rateLimit.maximum), minimum ?? .zero)
+        let step = min(rateLimit.base * Int(1 << min(count, 40)), rateLimit.maximum, maximum ?? rateLimit.maximum)
+        let delay = max(step, minimum ?? .zero)
         add(key, after: delay)
         return delay
     }

@@ -46,6 +46,19 @@ import Testing
         await queue.shutDown()
     }
 
+    /// A key that failed all through an outage of the server runs again within the ceiling, not 1000 s later.
+    @Test func aCeilingBoundsTheBackoffButNotTheCount() async {
+        let queue = WorkQueue<String>()
+        var delays: [Duration] = []
+        for _ in 0..<20 { delays.append(await queue.addRateLimited("a", atMost: .seconds(5))) }
+        #expect(delays.prefix(3) == [.milliseconds(5), .milliseconds(10), .milliseconds(20)])
+        #expect(delays.last == .seconds(5))
+        #expect(await queue.failureCount("a") == 20)
+        // Without the ceiling the next step continues from the count (5 ms × 2²⁰, past the 1000 s cap).
+        #expect(await queue.addRateLimited("a") == .seconds(1000))
+        await queue.shutDown()
+    }
+
     @Test func delayedAddArrivesAfterTheDelayAndTheEarliestWins() async throws {
         let queue = WorkQueue<String>()
         await queue.add("a", after: .seconds(60))

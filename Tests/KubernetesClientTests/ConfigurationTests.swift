@@ -143,6 +143,21 @@ import Testing
         #expect(KubeError.classify(code: code, status: status, method: "GET", path: "/x", retryAfter: nil).reason == expected)
     }
 
+    /// The 403 a restarted kube-apiserver gives while its admission has not yet rediscovered our kind
+    /// (message as the server words it) passes by itself; a plain permission denial does not.
+    @Test func transientServerStatesAreToldFromRequestErrors() throws {
+        func error(_ code: Int, _ reason: String, _ message: String) -> KubeError {
+            KubeError.classify(code: code, status: Status(status: "Failure", message: message, reason: reason, code: code), method: "PATCH", path: "/x", retryAfter: nil)
+        }
+        let unmapped = error(403, "Forbidden", #"deployments.apps "w21" is forbidden: cannot set blockOwnerDeletion in this case because cannot find RESTMapping for APIVersion cwo.dev/v1alpha1 Kind ConfidentialWorkload: no matches for kind "ConfidentialWorkload" in version "cwo.dev/v1alpha1""#)
+        let denied = error(403, "Forbidden", #"deployments.apps "w21" is forbidden: User "cwo" cannot patch resource "deployments" in API group "apps""#)
+        #expect(unmapped.isServerTransient && !denied.isServerTransient)
+        #expect(error(503, "ServiceUnavailable", "m").isServerTransient && error(429, "TooManyRequests", "m").isServerTransient)
+        #expect(!error(422, "Invalid", "m").isServerTransient && !error(409, "Conflict", "m").isServerTransient)
+        #expect(KubeClientError.transport(method: "GET", path: "/x", underlying: "connection refused").isServerTransient)
+        #expect(!KubeClientError.decoding(method: "GET", path: "/x", underlying: "bad").isServerTransient)
+    }
+
     @Test func retryAfterComesFromDetailsWhenNoHeader() throws {
         let status = try JSONDecoder().decode(Status.self, from: Data(#"{"kind":"Status","code":429,"reason":"TooManyRequests","details":{"retryAfterSeconds":3}}"#.utf8))
         let error = KubeError.classify(code: 429, status: status, method: "GET", path: "/x", retryAfter: nil)

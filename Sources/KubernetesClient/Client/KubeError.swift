@@ -97,6 +97,22 @@ public enum KubeClientError: Error, Sendable, CustomStringConvertible {
 }
 
 extension Error {
+    /// True when the failure is the API server's passing state, not something about the request: it is
+    /// unreachable, overloaded or restarting (transport errors, 429, 5xx), or its admission chain has not
+    /// yet discovered a custom resource kind after a restart — `OwnerReferencesPermissionEnforcement`
+    /// answers 403 "cannot find RESTMapping" for an owner of that kind until its discovery cache is
+    /// refreshed, up to 30 s later (the Status carries no structured cause; the message is all there is).
+    /// Retrying such a failure soon is right however often it has happened.
+    public var isServerTransient: Bool {
+        if case .transport = self as? KubeClientError { return true }
+        guard let error = self as? KubeError else { return false }
+        switch error.reason {
+        case .tooManyRequests, .serverError, .serviceUnavailable, .timeout: return true
+        case .forbidden: return error.message.contains("cannot find RESTMapping")
+        default: return false
+        }
+    }
+
     /// True for a `KubeError` with the given reason.
     public func isKube(_ reason: KubeError.Reason) -> Bool {
         (self as? KubeError)?.reason == reason
