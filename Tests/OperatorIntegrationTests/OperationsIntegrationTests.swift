@@ -73,7 +73,7 @@ struct OperationsIntegrationTests {
         leader.process.signal(SIGTERM)
         let code = await leader.process.wait(timeout: .seconds(10))
         #expect(code == 0, "exit code after SIGTERM: \(String(describing: code))\n\(leader.process.log.suffix(2000))")
-        _ = try await eventually(timeout: .seconds(10), "the standby to lead") { await standby.isLeader(lease) ? true : nil }
+        _ = try await eventually(timeout: .seconds(30), "the standby to lead") { await standby.isLeader(lease) ? true : nil }
         let handOver = ContinuousClock.now - stopped
         print("hand-over after graceful stop: \(handOver)")
         // The lease lasts 6 s: taking over well before that means it was released, not waited out.

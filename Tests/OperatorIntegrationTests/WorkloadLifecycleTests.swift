@@ -20,7 +20,7 @@ struct WorkloadLifecycleTests {
             ]
             let start = ContinuousClock.now
             let created = try await harness.createWorkload("web", spec: spec)
-            let deployment = try await eventually(timeout: .seconds(10), "the Deployment") { try await harness.deployment("web") }
+            let deployment = try await eventually(timeout: .seconds(30), "the Deployment") { try await harness.deployment("web") }
             let elapsed = ContinuousClock.now - start
             print("apply -> Deployment: \(elapsed)")
 

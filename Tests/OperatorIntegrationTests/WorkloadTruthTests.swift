@@ -193,7 +193,7 @@ struct WorkloadTruthTests {
     }
 
     func waitAbsent(_ harness: Harness, _ resource: Resource, _ name: String) async throws {
-        _ = try await eventually(timeout: .seconds(10), "\(resource.kind) \(name) deleted") { () -> Bool? in
+        _ = try await eventually(timeout: .seconds(30), "\(resource.kind) \(name) deleted") { () -> Bool? in
             do {
                 let _: UntypedObject = try await harness.admin.get(resource, namespace: harness.namespace, name: name)
                 return nil

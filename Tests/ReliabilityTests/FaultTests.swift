@@ -150,7 +150,7 @@ struct FaultTests {
         _ = try await eventually(timeout: .seconds(60), interval: .milliseconds(500), "a relist after 410") { reflector.listCount >= 2 ? true : nil }
         #expect(reflector.watchCount >= 3, "silent watches were restarted")
         let _: UntypedObject = try await admin.create(.configMaps, namespace: namespace, try UntypedObject(["apiVersion": "v1", "kind": "ConfigMap", "metadata": ["name": "after"]]))
-        _ = try await eventually(timeout: .seconds(10), "both objects in the store") { () -> Bool? in
+        _ = try await eventually(timeout: .seconds(30), "both objects in the store") { () -> Bool? in
             let names = Set(reflector.store.list().map(\.name))
             return names.isSuperset(of: ["before", "after"]) ? true : nil
         }
@@ -189,7 +189,7 @@ struct FaultTests {
             rivalWrites += 2
             try await Task.sleep(for: .milliseconds(100))
         }
-        _ = try await eventually(timeout: .seconds(10), "replicas back to 0") { () -> Bool? in
+        _ = try await eventually(timeout: .seconds(30), "replicas back to 0") { () -> Bool? in
             let deployment: UntypedObject = try await admin.get(.deployments, namespace: namespace, name: "contested")
             return deployment.raw[path: ["spec", "replicas"]] == 0 ? true : nil
         }

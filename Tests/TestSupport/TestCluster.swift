@@ -130,8 +130,10 @@ extension KubeClient {
 }
 
 /// Polls `condition` until it returns a value or `timeout` passes; the last error or a timeout message otherwise.
+/// The timeout bounds a wait, it is no timing figure: generous, since the CI shares two cores among
+/// several control planes.
 public func eventually<T: Sendable>(
-    timeout: Duration = .seconds(10), interval: Duration = .milliseconds(50), _ what: String = "condition",
+    timeout: Duration = .seconds(30), interval: Duration = .milliseconds(50), _ what: String = "condition",
     _ condition: @Sendable () async throws -> T?
 ) async throws -> T {
     let deadline = ContinuousClock.now + timeout
