@@ -37,6 +37,12 @@ struct WorkloadMemory {
         self.uid = uid
     }
 
+    /// Nothing left to remember: the workload needs no entry at all.
+    var isEmpty: Bool {
+        buildBox == nil && imageNeeds == nil && written.isEmpty && keyRelease == nil && keyReleaseFailures == 0 && holdBox == nil
+            && finalizersAdded.isEmpty
+    }
+
     private var buildBox: Indirect<BuildMemo>?
     private var holdBox: Indirect<KeyReleaseHold>?
 
@@ -199,21 +205,48 @@ final class WorkloadMemories: Sendable {
     /// Forgets the desired states (and image needs) no reconcile used since the last sweep; returns how
     /// many. The memo spares hot workloads a rebuild (~2 ms: the policy); a settled workload is reconciled
     /// seldom, and holding its desired state would cost several KB per workload for nothing. What cwo
-    /// wrote (`written`) and the key release state stay.
+    /// wrote (`written`) goes with it: it only bridges a cache that has not yet shown a write, and a
+    /// workload quiet for a whole sweep (30 s or more) has been seen; a cache lagging longer costs at
+    /// worst one repeated, unchanged apply. A memory left empty is dropped, so a settled workload costs
+    /// nothing here (~600 bytes each before: the entry, its box and the written digests); the key
+    /// release state stays.
     @discardableResult
     func forgetQuietDesiredStates() -> Int {
-        entries.withLock { entries in
+        let forgotten = entries.withLock { entries in
             var forgotten = 0
-            for box in entries.values {
-                if !box.memory.buildUsed, box.memory.build != nil || box.memory.imageNeeds != nil {
-                    box.memory.build = nil
-                    box.memory.imageNeeds = nil
-                    forgotten += 1
+            var empty: [ObjectKey] = []
+            for (key, box) in entries {
+                if !box.memory.buildUsed {
+                    if box.memory.build != nil || box.memory.imageNeeds != nil {
+                        box.memory.build = nil
+                        box.memory.imageNeeds = nil
+                        forgotten += 1
+                    }
+                    box.memory.written = [:]
+                    if box.memory.isEmpty { empty.append(key) }
                 }
                 box.memory.buildUsed = false
             }
+            for key in empty { entries[key] = nil }
+            Self.shrink(&entries)
             return forgotten
         }
+        echoes.withLock { Self.shrink(&$0) }
+        return forgotten
+    }
+
+    /// A dictionary keeps the room it grew to in a burst; once it holds under a quarter of that, a copy
+    /// sized for what is left frees the rest.
+    private static func shrink<Key, Value>(_ dictionary: inout [Key: Value]) {
+        guard dictionary.capacity > 64, dictionary.count * 4 < dictionary.capacity else { return }
+        var sized = [Key: Value](minimumCapacity: dictionary.count)
+        for (key, value) in dictionary { sized[key] = value }
+        dictionary = sized
+    }
+
+    /// Whether anything is remembered of `key` (for tests).
+    func remembers(_ key: ObjectKey) -> Bool {
+        entries.withLock { $0[key] != nil }
     }
 
     func forget(_ key: ObjectKey) {
