@@ -29,6 +29,24 @@ import TestSupport
         await server.stop()
     }
 
+    /// A burst of thousands of distinct events (each new workload with its own warning) keeps the
+    /// aggregation map bounded, not ten minutes' worth of every event.
+    @Test func theAggregationMapIsBoundedInABurst() async throws {
+        let server = try await FakeAPIServer.start()
+        let client = try KubeClient(configuration: try server.configuration())
+        let recorder = EventRecorder(client: client, controller: "cwo", instance: "test", logger: Logger(label: "test"), bufferSize: 1)
+        var largest = 0
+        for index in 0..<10_000 {
+            recorder.record(regarding: meta("w\(index)"), apiVersion: "v1", kind: "Thing", type: .warning, reason: "Broken", action: "Reconcile", note: "n")
+            largest = max(largest, recorder.rememberedCount)
+        }
+        #expect(largest == 4096, "grew to the bound, never past it")
+        #expect(recorder.rememberedCount < 4096)
+        await recorder.shutdown()
+        try await client.shutdown()
+        await server.stop()
+    }
+
     @Test func aSlowServerCostsDroppedEventsNotAWaitingReconcile() async throws {
         let server = try await FakeAPIServer.start()
         server.delay.withLock { $0 = .seconds(1) }

@@ -49,6 +49,12 @@ public final class EventRecorder: Sendable {
         }
     }
 
+    /// How many distinct recent events are remembered for aggregation, at most.
+    static let remembered = 4096
+
+    /// Distinct events remembered for aggregation now (at most `remembered`).
+    public var rememberedCount: Int { recent.withLock { $0.count } }
+
     /// Events dropped because the writer was too far behind.
     public var dropped: Int { droppedCount.withLock { $0 } }
 
@@ -67,8 +73,13 @@ public final class EventRecorder: Sendable {
         let now = ContinuousClock.now
         enum Step { case create(String), patch(Entry), skip }
         let step: Step = recent.withLock { entries in
-            // Forget what is old, so the map stays small.
-            if entries.count > 4096 { entries = entries.filter { now - $0.value.firstSeen < .seconds(600) } }
+            // Forget what is old, so the map stays small; a burst of more distinct events than that within
+            // ten minutes (thousands of new workloads, each with its own warning) starts the map afresh
+            // rather than growing it: a repeat then creates an Event again instead of counting on the old.
+            if entries.count >= Self.remembered {
+                entries = entries.filter { now - $0.value.firstSeen < .seconds(600) }
+                if entries.count >= Self.remembered { entries = [:] }
+            }
             if var entry = entries[key], now - entry.firstSeen < .seconds(600) {
                 entry.count += 1
                 let due = now - entry.lastPatched >= .seconds(60)
