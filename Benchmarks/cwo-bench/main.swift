@@ -28,6 +28,9 @@ struct Options {
     var onlyBuild = false
     /// Flags added to every `cwo run` the benchmark starts (`--cwo-flag --no-release-idle-code`), to compare.
     var cwoFlags: [String] = []
+    /// Runs the raw floor of each convergence run before cwo's instead of after: the second run of a pair
+    /// works against an etcd holding the first one's objects, which at 10 000 (~1 GB) costs it.
+    var rawFirst = false
 
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
@@ -47,8 +50,9 @@ struct Options {
             case "--builds": builds = Int(value) ?? builds
             case "--only-build": onlyBuild = value == "true" || value == "1"
             case "--cwo-flag": cwoFlags.append(value)
+            case "--raw-first": rawFirst = value == "true" || value == "1"
             default:
-                FileHandle.standardError.write(Data("cwo-bench: unknown flag \(flag); flags: --sizes --concurrency --runs --latency-samples --quiet-seconds --output --cwo --image-workloads --images --replicasets --builds --only-build --cwo-flag\n".utf8))
+                FileHandle.standardError.write(Data("cwo-bench: unknown flag \(flag); flags: --sizes --concurrency --runs --latency-samples --quiet-seconds --output --cwo --image-workloads --images --replicasets --builds --only-build --cwo-flag --raw-first\n".utf8))
                 exit(2)
             }
         }
@@ -400,6 +404,34 @@ do {
 
 // MARK: 2-3. convergence throughput vs the raw floor; 4-5. memory and API efficiency
 
+/// The raw floor of one convergence run: a plain client doing the same writes per workload, at the
+/// same concurrency; returns its time in seconds.
+@MainActor func rawFloor(size: Int, concurrency: Int, run: Int) async throws -> Double {
+    // The raw floor: a plain client doing the same writes per workload, at the same concurrency: the
+    // very bodies cwo applies (the Deployment with its policy, the status), built before the clock
+    // starts. (cwo records no event for a new workload: its status says everything.)
+    let rawNamespace = try await client.makeTestNamespace("raw-\(size)-\(concurrency)-\(run)")
+    let bodies = try (0..<size).map { index in try rawWrites(name: "w-\(index)", namespace: rawNamespace) }
+    let rawStart = ContinuousClock.now
+    let rawServerBefore = serverCPU()
+    let rawBenchBefore = cpuSeconds(getpid())
+    try await concurrently(size, width: concurrency) { index in
+        let name = "w-\(index)"
+        let created: UntypedObject = try await client.create(workloads, namespace: rawNamespace, try UntypedObject(workload(name)))
+        var deployment = bodies[index].deployment
+        deployment["metadata"]?["ownerReferences"] = [["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name),
+            "uid": .string(created.metadata.uid ?? ""), "controller": true, "blockOwnerDeletion": true]]
+        let _: UntypedObject = try await client.apply(.deployments, namespace: rawNamespace, name: name, deployment, fieldManager: "cwo", force: true)
+        let _: UntypedObject = try await client.apply(workloads, namespace: rawNamespace, name: name, subresource: "status", bodies[index].status, fieldManager: "cwo", force: true)
+    }
+    let elapsed = seconds(ContinuousClock.now - rawStart)
+    if run == 0 && concurrency == options.concurrencies.max() {
+        report("cpu.\(size).raw_server_s", serverCPU() - rawServerBefore, "   CPU of kube-apiserver + etcd for the raw floor", unit: "s")
+        report("cpu.\(size).raw_bench_s", cpuSeconds(getpid()) - rawBenchBefore, "   CPU of this benchmark for the raw floor (its writes)", unit: "s")
+    }
+    return elapsed
+}
+
 var idleMeasured = false
 for size in options.sizes {
     for concurrency in options.concurrencies {
@@ -407,6 +439,7 @@ for size in options.sizes {
         var cwoTimes: [Double] = []
         var rawTimes: [Double] = []
         for run in 0..<repeats {
+            if options.rawFirst { rawTimes.append(try await rawFloor(size: size, concurrency: concurrency, run: run)) }
             // cwo: create N workloads at once; time until all have a Deployment and a current status.
             let namespace = try await client.makeTestNamespace("bench-\(size)-\(concurrency)-\(run)")
             let cwo = try Operator(namespace: namespace, concurrency: concurrency)
@@ -479,28 +512,7 @@ for size in options.sizes {
             }
             await cwo.stop()
 
-            // The raw floor: a plain client doing the same writes per workload, at the same concurrency: the
-            // very bodies cwo applies (the Deployment with its policy, the status), built before the clock
-            // starts. (cwo records no event for a new workload: its status says everything.)
-            let rawNamespace = try await client.makeTestNamespace("raw-\(size)-\(concurrency)-\(run)")
-            let bodies = try (0..<size).map { index in try rawWrites(name: "w-\(index)", namespace: rawNamespace) }
-            let rawStart = ContinuousClock.now
-            let rawServerBefore = serverCPU()
-            let rawBenchBefore = cpuSeconds(getpid())
-            try await concurrently(size, width: concurrency) { index in
-                let name = "w-\(index)"
-                let created: UntypedObject = try await client.create(workloads, namespace: rawNamespace, try UntypedObject(workload(name)))
-                var deployment = bodies[index].deployment
-                deployment["metadata"]?["ownerReferences"] = [["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name),
-                    "uid": .string(created.metadata.uid ?? ""), "controller": true, "blockOwnerDeletion": true]]
-                let _: UntypedObject = try await client.apply(.deployments, namespace: rawNamespace, name: name, deployment, fieldManager: "cwo", force: true)
-                let _: UntypedObject = try await client.apply(workloads, namespace: rawNamespace, name: name, subresource: "status", bodies[index].status, fieldManager: "cwo", force: true)
-            }
-            rawTimes.append(seconds(ContinuousClock.now - rawStart))
-            if run == 0 && concurrency == options.concurrencies.max() {
-                report("cpu.\(size).raw_server_s", serverCPU() - rawServerBefore, "   CPU of kube-apiserver + etcd for the raw floor", unit: "s")
-                report("cpu.\(size).raw_bench_s", cpuSeconds(getpid()) - rawBenchBefore, "   CPU of this benchmark for the raw floor (its writes)", unit: "s")
-            }
+            if !options.rawFirst { rawTimes.append(try await rawFloor(size: size, concurrency: concurrency, run: run)) }
         }
         let cwoMedian = percentile(cwoTimes, 0.5)
         let rawMedian = percentile(rawTimes, 0.5)
