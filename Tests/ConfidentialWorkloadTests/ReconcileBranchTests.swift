@@ -162,6 +162,22 @@ struct ReconcileBranchTests {
         #expect(ready?["reason"] == "InvalidSpec")
     }
 
+    /// A Deployment the API server refuses (an admission webhook, a quota): the status says so with the
+    /// server's answer, and the reconcile still fails so the queue retries it.
+    @Test func aRefusedDeploymentIsReportedAndRetried() async throws {
+        let bench = try await Bench()
+        bench.server.fail("PATCH", "/deployments/", status: 403, reason: "Forbidden")
+        await #expect(throws: KubeError.self) { _ = try await bench.reconcile(Self.workload(Self.spec)) }
+        #expect(bench.server.lines == ["PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)"])
+        let status = try JSONParser.parse(bench.server.requests.last?.body ?? "")
+        await bench.close()
+        let conditions = status[path: ["status", "conditions"]]?.arrayValue ?? []
+        let available = conditions.first { $0["type"] == "DeploymentAvailable" }
+        #expect(available?["status"] == "False" && available?["reason"] == "DeploymentRejected")
+        #expect(available?["message"]?.stringValue?.hasSuffix(": scripted") == true, "the server's answer")
+        #expect(conditions.first { $0["type"] == "Ready" }?["reason"] == "DeploymentRejected")
+    }
+
     @Test func aFailedWriteIsRetriedByTheQueueAndAGoneWorkloadSendsNothing() async throws {
         let bench = try await Bench()
         bench.server.fail("PATCH", "/deployments/", status: 500, reason: "InternalError")

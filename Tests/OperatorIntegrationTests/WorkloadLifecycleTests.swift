@@ -219,6 +219,35 @@ struct WorkloadLifecycleTests {
         _ = try await harness.waitForStatus("rc", "RuntimeClassAvailable=True") { $0.condition("RuntimeClassAvailable")?.status == .true }
     }
 
+    /// A Deployment the API server refuses (here a ResourceQuota that allows no Deployments in the
+    /// namespace; an admission webhook answers the same way) is reported with the server's answer; once
+    /// the quota goes, the retries land and the condition clears.
+    @Test func aRefusedDeploymentIsReportedAndHealsWhenAllowed() async throws {
+        try await Harness.with("refused") { harness in
+            let quotas = Resource(group: "", version: "v1", plural: "resourcequotas", kind: "ResourceQuota", namespaced: true)
+            let quota: JSONValue = ["apiVersion": "v1", "kind": "ResourceQuota", "metadata": ["name": "no-deployments"], "spec": ["hard": ["count/deployments.apps": "0"]]]
+            let _: UntypedObject = try await harness.admin.create(quotas, namespace: harness.namespace, try UntypedObject(quota))
+            // The quota admission enforces a quota once the controller manager has filled in its status.
+            _ = try await eventually("the quota in force") { () -> Bool? in
+                let live: UntypedObject = try await harness.admin.get(quotas, namespace: harness.namespace, name: "no-deployments")
+                return live.raw[path: ["status", "hard"]] != nil ? true : nil
+            }
+            _ = try await harness.createWorkload("app", spec: simpleSpec(replicas: 0))
+            let refused = try await harness.waitForStatus("app", "DeploymentRejected") { $0.condition("DeploymentAvailable")?.reason == "DeploymentRejected" }
+            #expect(refused.status?.condition("DeploymentAvailable")?.status == .false)
+            #expect(refused.status?.condition("DeploymentAvailable")?.message.contains("no-deployments") == true, "the server's answer names the quota")
+            #expect(refused.status?.condition("Ready")?.reason == "DeploymentRejected")
+            #expect(try await harness.deployment("app") == nil)
+
+            // The quota admission may remember a deleted quota for up to 30 s (its live-lookup cache).
+            try await harness.admin.delete(quotas, namespace: harness.namespace, name: "no-deployments")
+            _ = try await eventually(timeout: .seconds(90), "the Deployment once the quota is gone") { try await harness.deployment("app") }
+            _ = try await harness.waitForStatus("app", "the rejection cleared", timeout: .seconds(30)) {
+                $0.condition("DeploymentAvailable")?.reason != "DeploymentRejected"
+            }
+        }
+    }
+
     @Test func anInvalidWorkloadIsReportedWithoutDisturbingOthers() async throws {
         try await Harness.with("invalid") { harness in
             // Passes the schema (labels are strings), fails cwo: the selector label names another workload.

@@ -204,6 +204,8 @@ public enum Reason {
     public static let runtimeClassNotFound = "RuntimeClassNotFound"
     public static let deploymentPending = "DeploymentPending"
     public static let deploymentNotObserved = "DeploymentNotObserved"
+    /// The API server refused cwo's Deployment (admission, quota, RBAC, validation); the message is its answer.
+    public static let deploymentRejected = "DeploymentRejected"
     public static let ready = "Ready"
     public static let policyGenerated = "PolicyGenerated"
     public static let policyProvided = "PolicyProvided"

@@ -23,6 +23,8 @@ public struct Observation: Sendable {
     public var initDataDigest: String?
     public var teeRegister: TEERegister?
     public var images: [ImageStatus]?
+    /// Why the API server refused cwo's write of the Deployment (its message), if it did.
+    public var deploymentRejection: String?
 
     public init(
         generation: Int64, deploymentName: String, specErrors: SpecErrors?, runtimeClassName: String?, runtimeClassExists: Bool,
@@ -110,6 +112,11 @@ public enum StatusBuilder {
 
     /// Mirrors the Deployment's own `Available` condition, once the Deployment controller has seen the current spec.
     static func deploymentAvailable(_ observation: Observation) -> ConditionInput {
+        if let rejection = observation.deploymentRejection {
+            return ConditionInput(
+                ConditionType.deploymentAvailable, .false, Reason.deploymentRejected,
+                "the API server refused Deployment \(observation.deploymentName): \(rejection.prefix(4096))")
+        }
         guard let deployment = observation.deployment else {
             return ConditionInput(ConditionType.deploymentAvailable, .false, Reason.deploymentPending, "Deployment \(observation.deploymentName) does not exist yet")
         }

@@ -73,6 +73,7 @@ public final class WorkloadReconciler: Reconciler {
             generation: workload.metadata.generation ?? 0, deploymentName: key.name, specErrors: nil, runtimeClassName: nil,
             runtimeClassExists: false, deployment: caches.deployments.get(key))
         var warnings: [String] = []
+        var rejection: KubeError?
         let (desired, body) = desiredState(workload, key: key, context: context)
         switch desired {
         case .failure(let errors):
@@ -88,8 +89,15 @@ public final class WorkloadReconciler: Reconciler {
                 if let outcome = try await backend.sync(workload, key: key, state: state, logger: logger) { release = outcome }
             }
             if let release { result = result.sooner(.requeue(after: release.recheck)) }
-            let (deployment, keyReleaseCondition) = try await reconcileDeployment(
-                workload, state: state, body: body, context: context, release: release, key: key, logger: logger)
+            var (deployment, keyReleaseCondition) = (caches.deployments.get(key), release?.condition)
+            do {
+                (deployment, keyReleaseCondition) = try await reconcileDeployment(
+                    workload, state: state, body: body, context: context, release: release, key: key, logger: logger)
+            } catch let error as KubeError where Self.isRejection(error) {
+                // The API server refused the Deployment itself: the status says why, and the queue retries.
+                observation.deploymentRejection = error.message
+                rejection = error
+            }
             observation.record(state, keyReleaseCondition: keyReleaseCondition, release: release, deployment: deployment, workload: key.name)
             observation.runtimeClassExists = caches.runtimeClasses.get(ObjectKey(namespace: "", name: state.spec.runtimeClassName)) != nil
         }
@@ -100,7 +108,15 @@ public final class WorkloadReconciler: Reconciler {
                 events.emit(event, on: workload)
             }
         }
+        if let rejection { throw rejection }
         return result
+    }
+
+    /// A refusal of the Deployment that retrying soon will not change and the user must hear of: an
+    /// admission webhook or policy, a quota, RBAC, a field the server finds invalid. (Conflicts, a server
+    /// that is down or still starting, are retried without a word in the status.)
+    static func isRejection(_ error: KubeError) -> Bool {
+        [.forbidden, .invalid, .badRequest].contains(error.reason) && !error.isServerTransient
     }
 
     // MARK: - 1. What the desired state depends on
