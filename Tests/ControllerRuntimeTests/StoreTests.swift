@@ -22,6 +22,17 @@ import Testing
         #expect(store.indexed("y").map(\.name) == ["d"], "a relist replaces the index too")
     }
 
+    /// A figure over the whole cache sees every stored object once, as stored.
+    @Test func reduceVisitsEveryStoredObject() throws {
+        let store = Store<UntypedObject>(index: { $0.metadata.labels?["owner"] })
+        store.replace(with: [try object("a", owner: "x"), try object("b", owner: "x"), try object("c", owner: nil)])
+        store.upsert(try object("c", owner: "y"))
+        store.remove(ObjectKey(namespace: "ns", name: "a"))
+        let owners = store.reduce(into: [String: Int]()) { counts, object in counts[object.metadata.labels?["owner"] ?? "none", default: 0] += 1 }
+        #expect(owners == ["x": 1, "y": 1])
+        #expect(Store<UntypedObject>().reduce(into: 0) { count, _ in count += 1 } == 0)
+    }
+
     /// Change handlers get the object as the store keeps it, so old and new compare like for like.
     @Test func changesCarryTheTransformedObject() throws {
         let store = Store<UntypedObject>(transform: { object in

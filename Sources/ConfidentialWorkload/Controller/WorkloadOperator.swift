@@ -117,11 +117,11 @@ public final class WorkloadOperator: Sendable {
     public var hasSynced: Bool { controller.hasSynced }
 
     /// Workloads by the status of their Ready condition (for the `cwo_workloads` gauge).
+    /// Counted in place: every scrape of /metrics asks, and copying 10 000 cached workloads out for it
+    /// cost megabytes of heap each time.
     public func workloadsByReady() -> [String: Int] {
-        var counts: [String: Int] = [:]
-        for workload in caches.workloads.list() {
+        caches.workloads.reduce(into: [:]) { counts, workload in
             counts[workload.status?.condition(ConditionType.ready)?.status.rawValue ?? "Unknown", default: 0] += 1
         }
-        return counts
     }
 }
