@@ -89,12 +89,14 @@ public final class WorkloadReconciler: Reconciler {
                 if let outcome = try await backend.sync(workload, key: key, state: state, logger: logger) { release = outcome }
             }
             if let release { result = result.sooner(.requeue(after: release.recheck)) }
-            var (deployment, keyReleaseCondition) = (caches.deployments.get(key), release?.condition)
+            let deployment: Deployment?, keyReleaseCondition: ConditionInput?
             do {
                 (deployment, keyReleaseCondition) = try await reconcileDeployment(
                     workload, state: state, body: body, context: context, release: release, key: key, logger: logger)
             } catch let error as KubeError where Self.isRejection(error) {
-                // The API server refused the Deployment itself: the status says why, and the queue retries.
+                // The API server refused the Deployment itself: the status says why (of the Deployment
+                // cached before the attempt), and the queue retries.
+                (deployment, keyReleaseCondition) = (observation.deployment, release?.condition)
                 observation.deploymentRejection = error.message
                 rejection = error
             }
