@@ -404,12 +404,10 @@ do {
 
 // MARK: 2-3. convergence throughput vs the raw floor; 4-5. memory and API efficiency
 
-/// The raw floor of one convergence run: a plain client doing the same writes per workload, at the
-/// same concurrency; returns its time in seconds.
+/// The raw floor of one convergence run, in seconds: a plain client doing the same writes per workload,
+/// at the same concurrency: the very bodies cwo applies (the Deployment with its policy, the status),
+/// built before the clock starts. (cwo records no event for a new workload: its status says everything.)
 @MainActor func rawFloor(size: Int, concurrency: Int, run: Int) async throws -> Double {
-    // The raw floor: a plain client doing the same writes per workload, at the same concurrency: the
-    // very bodies cwo applies (the Deployment with its policy, the status), built before the clock
-    // starts. (cwo records no event for a new workload: its status says everything.)
     let rawNamespace = try await client.makeTestNamespace("raw-\(size)-\(concurrency)-\(run)")
     let bodies = try (0..<size).map { index in try rawWrites(name: "w-\(index)", namespace: rawNamespace) }
     let rawStart = ContinuousClock.now
