@@ -42,6 +42,9 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Burst above --kube-api-qps.")
     var kubeApiBurst = 10
 
+    @Flag(help: "Speak HTTP/2 to the API server when it offers it (default: HTTP/1.1, a connection per watch; less CPU for cwo).")
+    var kubeApiHttp2 = false
+
     @Flag(help: "Elect a leader on a coordination.k8s.io Lease; only the leader reconciles.")
     var leaderElect = false
 
@@ -147,6 +150,7 @@ struct Run: AsyncParsableCommand {
         }
         configuration.qps = kubeApiQps
         configuration.burst = kubeApiBurst
+        configuration.http2 = kubeApiHttp2
         logger.info("starting", metadata: ["config": "\(configuration.summary)", "namespace": "\(namespace ?? "<all>")", "concurrency": "\(concurrency)"])
 
         // Metrics go through swift-metrics; this executable chooses Prometheus, with controller-runtime's buckets.

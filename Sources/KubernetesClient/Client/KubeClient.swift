@@ -51,6 +51,7 @@ public final class KubeClient: Sendable {
         // Watches hold a connection each on HTTP/1.1; leave room for workers beside them.
         http.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         http.decompression = .disabled
+        http.httpVersion = configuration.http2 ? .automatic : .http1Only
         http.redirectConfiguration = .disallow
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
     }
