@@ -1,5 +1,4 @@
 import ControllerRuntime
-import Crypto
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -27,14 +26,11 @@ public struct AgentPolicy: Sendable, Hashable {
     }
 
     /// `io.katacontainers.config.agent.policy`: standard base64, padded, of the UTF-8 text.
-    public var annotation: String { Data(text.utf8).base64EncodedString() }
+    public var annotation: String { PolicyRules.generated.base64(text) }
 
-    /// Lowercase hex SHA-256 of the UTF-8 text.
+    /// Lowercase hex SHA-256 of the UTF-8 text (a generated policy's rules hashed once for all).
     static func sha256Hex(_ text: String) -> String {
-        var text = text
-        var hasher = SHA256()
-        text.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-        return hasher.finalize().hexString
+        PolicyRules.generated.sha256Hex(text)
     }
 
     public static let annotationKey = "io.katacontainers.config.agent.policy"
@@ -89,7 +85,7 @@ public enum PolicyBuilder {
             "logs": .bool(settings.logs),
             "runtime": RuntimeFacts.policyData,
         ]
-        let text = PolicyRules.header + "\n" + PolicyRules.defaults + "\n\n" + PolicyRules.rules + "policy_data := " + CanonicalJSON.pretty(data) + "\n"
+        let text = PolicyRules.generatedPrefix + CanonicalJSON.pretty(data) + "\n"
         return AgentPolicy(mode: .generated, text: text, limits: limits(containers, settings: settings, images: images))
     }
 
@@ -238,7 +234,7 @@ public enum PolicyDigest {
     /// `spec` with the pod template's policy annotation replaced by `sha256:<hex of the annotation>`.
     public static func project(deployment spec: JSONValue?) -> JSONValue? {
         guard var spec, let value = spec[path: ["template", "metadata", "annotations", AgentPolicy.annotationKey]]?.stringValue else { return spec }
-        spec["template"]?["metadata"]?["annotations"]?[AgentPolicy.annotationKey] = .string("sha256:" + AgentPolicy.sha256Hex(value))
+        spec["template"]?["metadata"]?["annotations"]?[AgentPolicy.annotationKey] = .string("sha256:" + PolicyRules.generated.sha256HexOfEncoded(value))
         return spec
     }
 }

@@ -25,10 +25,14 @@ enum PolicyRules {
         "TtyWinResizeRequest", "WaitProcessRequest",
     ]
 
-    static var defaults: String {
-        (requests.map { "default \($0) := \(allowedByDefault.contains($0))" } + ["default AllowRequestsFailingPolicy := false"])
-            .joined(separator: "\n")
-    }
+    static let defaults = (requests.map { "default \($0) := \(allowedByDefault.contains($0))" } + ["default AllowRequestsFailingPolicy := false"])
+        .joined(separator: "\n")
+
+    /// What every generated policy begins with: `policy_data`'s JSON follows it.
+    static let generatedPrefix = header + "\n" + defaults + "\n\n" + rules + "policy_data := "
+
+    /// Hashes and encodes policies (and their annotations) past the prefix they share.
+    static let generated = PrefixedText(generatedPrefix)
 
     static let header = """
         package agent_policy
