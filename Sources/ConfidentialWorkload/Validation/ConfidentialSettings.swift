@@ -300,7 +300,14 @@ extension Validation {
     /// POSIX-portable environment variable names (what the policy can match by name).
     public static func isEnvName(_ text: String) -> Bool {
         guard let first = text.unicodeScalars.first, !text.isEmpty, text.utf8.count <= 256 else { return false }
-        func ok(_ c: Unicode.Scalar) -> Bool { c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "_" || c == "." || c == "-") }
-        return !("0"..."9").contains(first) && text.unicodeScalars.allSatisfy(ok)
+        // ASCII letters, digits, `_`, `.`, `-` (compared as bytes: Unicode property lookups were 2 % of cwo's CPU).
+        func ok(_ c: UInt8) -> Bool {
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"): true
+            default: false
+            }
+        }
+        return !("0"..."9").contains(first) && text.utf8.allSatisfy(ok)
     }
 }

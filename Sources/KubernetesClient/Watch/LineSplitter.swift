@@ -1,4 +1,11 @@
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Splits a byte stream into newline-terminated lines (the framing of a Kubernetes watch).
 ///
@@ -28,15 +35,19 @@ public struct LineSplitter: Sendable {
     /// The next complete line without its terminator (empty lines are skipped), or nil if none is complete yet.
     public mutating func nextLine() throws -> ByteBuffer? {
         while true {
-            let view = buffer.readableBytesView
-            let start = view.startIndex + scanned
-            guard let newline = view[start...].firstIndex(of: UInt8(ascii: "\n")) else {
-                scanned = view.count
+            // The offset of the next newline past what was scanned, found by memchr (a watch event of a
+            // Deployment with its policy is ~70 KB: a byte-at-a-time search was 1 % of cwo's CPU).
+            let from = scanned
+            let found = buffer.withUnsafeReadableBytes { bytes -> Int? in
+                guard bytes.count > from, let base = bytes.baseAddress else { return nil }
+                return memchr(base + from, Int32(UInt8(ascii: "\n")), bytes.count - from).map { bytes.baseAddress!.distance(to: UnsafeRawPointer($0)) }
+            }
+            guard let length = found else {
+                scanned = buffer.readableBytes
                 if scanned > maximumLineLength { throw KubeClientError.watchLineTooLong(limit: maximumLineLength) }
-                if buffer.readerIndex > 0 && view.count == 0 { buffer.clear() }
+                if buffer.readerIndex > 0 && buffer.readableBytes == 0 { buffer.clear() }
                 return nil
             }
-            let length = newline - view.startIndex
             if length > maximumLineLength { throw KubeClientError.watchLineTooLong(limit: maximumLineLength) }
             let line = buffer.readSlice(length: length)
             buffer.moveReaderIndex(forwardBy: 1)
