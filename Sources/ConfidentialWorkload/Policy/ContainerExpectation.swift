@@ -55,6 +55,7 @@ struct ContainerExpectation {
         // The image's variables, each unless the template sets that name itself.
         let imageEnv = (facts?.env ?? []).filter { !environment.names.contains(String($0.prefix { $0 != "=" })) }
         let mounts = volumeMounts(container)
+        let imageNames = PolicyBuilder.imageNames(container["image"]?.stringValue ?? "")
         // On AKS the node may pull the image itself: its layers are then pinned by their root hashes.
         let layers = HostPulledLayers.layers(facts?.tarfsLayers ?? [])
         var expectation = user(podUser(container: security, defaultID: 0, image: facts.map { ImageUser($0.user) ?? ImageUser() }))
@@ -70,8 +71,8 @@ struct ContainerExpectation {
             "cri_type": "container", "kata_type": "pod_container", "seccomp": .bool(seccomp(security["seccompProfile"]) ?? podSeccomp),
             "privileged": .bool(privileged),
             "name": .string(container["name"]?.stringValue ?? ""),
-            "images": RuntimeFacts.strings(PolicyBuilder.imageNames(container["image"]?.stringValue ?? "")),
-            "pull_sources": RuntimeFacts.strings(PolicyBuilder.imageNames(container["image"]?.stringValue ?? "").map { "^" + RuntimeFacts.escape($0) + "$" }),
+            "images": RuntimeFacts.strings(imageNames),
+            "pull_sources": RuntimeFacts.strings(imageNames.map { "^" + RuntimeFacts.escape($0) + "$" }),
             "args": process.map(RuntimeFacts.strings) ?? .null,
             "args_tail": RuntimeFacts.strings(process == nil ? args : []),
             "env": RuntimeFacts.strings(imageEnv + environment.literals),

@@ -73,7 +73,7 @@ public enum PolicyBuilder {
                                                namespace: namespace, podName: pods.pattern, images: images,
                                                allowedEnvVars: settings.allowedEnvVars)
         let containers = (podSpec["initContainers"]?.arrayValue ?? []) + (podSpec["containers"]?.arrayValue ?? [])
-        let data: JSONValue = [
+        let data: [String: JSONValue] = [
             "namespace": .string(namespace),
             "sandbox_name": .string(pods.pattern),
             "share_process_namespace": .bool(podSpec["shareProcessNamespace"]?.boolValue ?? false),
@@ -83,11 +83,13 @@ public enum PolicyBuilder {
             "image_env_names": RuntimeFacts.strings(Array(Set(settings.imageEnvVars + settings.allowedEnvVars)).sorted()),
             "exec": .array(settings.execCommands.uniqued().map { RuntimeFacts.strings($0) }),
             "logs": .bool(settings.logs),
-            "runtime": RuntimeFacts.policyData,
         ]
-        let text = PolicyRules.generatedPrefix + CanonicalJSON.pretty(data) + "\n"
+        let text = PolicyRules.generatedPrefix + CanonicalJSON.pretty(data, rendered: ["runtime": renderedRuntime]) + "\n"
         return AgentPolicy(mode: .generated, text: text, limits: limits(containers, settings: settings, images: images))
     }
+
+    /// `policy_data.runtime`, the same in every policy: written out once.
+    static let renderedRuntime = CanonicalJSON.member(RuntimeFacts.policyData)
 
     /// What the policy cannot pin for containers whose image config cwo has not read, said in PolicyReady.
     static func limits(_ containers: [JSONValue], settings: PolicySettings, images: [String: ImageFacts]) -> [String] {
@@ -172,18 +174,46 @@ public enum CanonicalJSON {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// An object of `fields` and of members written before by `member(_:)` (values the same in every
+    /// object, written once): the same bytes as `pretty` of all of them.
+    static func pretty(_ fields: [String: JSONValue], rendered: [String: [UInt8]]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(4096 + rendered.values.reduce(0) { $0 + $1.count })
+        let keys = (Array(fields.keys) + rendered.keys.filter { fields[$0] == nil }).sorted()
+        out.append(UInt8(ascii: "{"))
+        for (index, key) in keys.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            newline(depth: 1, indent: [], into: &out)
+            appendQuoted(key, to: &out)
+            out.append(contentsOf: ": ".utf8)
+            if let value = fields[key] { write(value, indent: [], depth: 1, into: &out) } else { out.append(contentsOf: rendered[key] ?? []) }
+        }
+        newline(depth: 0, indent: [], into: &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `value` written as the member of a top-level object (for `pretty(_:rendered:)`).
+    static func member(_ value: JSONValue) -> [UInt8] {
+        var out: [UInt8] = []
+        write(value, indent: [], depth: 1, into: &out)
+        return out
+    }
+
     /// Without whitespace: `JSONValue.serialize`, the same bytes cwo sends in request bodies.
     public static func compact(_ value: JSONValue) -> String { value.compactJSON }
 
     /// Appends UTF-8 to one buffer: the policy's data is built for every new or changed workload; a string
     /// per nested value (joined level by level) was a tenth of cwo's CPU while converging, and appending
     /// to a `String` piece by piece still a twentieth of a build.
+    private static func newline(depth: Int, indent: [UInt8], into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\n"))
+        out.append(contentsOf: indent)
+        out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 2 * depth))
+    }
+
     private static func write(_ value: JSONValue, indent: [UInt8], depth: Int, into out: inout [UInt8]) {
-        func newline(_ depth: Int) {
-            out.append(UInt8(ascii: "\n"))
-            out.append(contentsOf: indent)
-            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 2 * depth))
-        }
+        func newline(_ depth: Int) { Self.newline(depth: depth, indent: indent, into: &out) }
         switch value {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)

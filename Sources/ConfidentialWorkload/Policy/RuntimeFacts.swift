@@ -58,7 +58,7 @@ enum RuntimeFacts {
     }
 
     /// The runtime's mounts of a pause container, of a container, of a privileged container.
-    static var mounts: JSONValue {
+    static let mounts: JSONValue = {
         let readWrite = ["rbind", "rprivate", "rw"]
         let container = { (privileged: Bool) in
             systemMounts(privileged: privileged) + [
@@ -73,48 +73,46 @@ enum RuntimeFacts {
             "container": .array(container(false)),
             "privileged": .array(container(true)),
         ]
-    }
+    }()
 
     static func mount(_ destination: String, type: String, source: String, options: [String]) -> JSONValue {
         ["destination": .string(destination), "type_": .string(type), "source": .string(source), "options": strings(options)]
     }
 
     /// The facts every rule shares, `policy_data.runtime`.
-    static var policyData: JSONValue {
-        [
-            "oci_version": .string(ociVersion),
-            "bundle_parent": "/run/containerd/io.containerd.runtime.v2.task/k8s.io",
-            "netns_path": #"^/var/run/netns/cni-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"#,
-            "mounts": mounts,
-            "namespaces": strings(["ipc", "uts", "mount"]),
-            // containerd's default profile where the node has AppArmor, none where it has not.
-            "apparmor_profiles": strings(["", "cri-containerd.apparmor.d"]),
-            // containerd's for unprivileged containers (a read-only path may come masked instead: stricter).
-            "masked_paths": strings([
-                "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
-            ]),
-            "readonly_paths": strings(["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]),
-            // Newer guest kernels add these to the cgroup2 mount.
-            "cgroup_extra_options": strings(["nsdelegate", "memory_recursiveprot"]),
-            "block_mount_parent": "/run/kata-containers/sandbox/storage/",
-            "copied_file": .string(copiedFileParent + "[a-z0-9]{64}-[a-z0-9]{16}-[^/]+"),
-            // The pod's /dev/shm, the only storage of the sandbox.
-            "sandbox_storages": [[
-                "driver": "ephemeral", "driver_options": [], "source": "shm", "fstype": "tmpfs",
-                "options": strings(["noexec", "nosuid", "nodev", "mode=1777", "size=67108864"]),
-                "mount_point": "/run/kata-containers/sandbox/shm", "fs_group": .null,
-            ]],
-            "network": [
-                // IFF_NOARP only.
-                "interface_flags": 128,
-                // NUD_REACHABLE and NUD_PERMANENT; NTF_PROXY and NTF_ROUTER.
-                "neighbor_states": [2, 128],
-                "neighbor_flags": 136,
-                "loopback": strings([#"^127\.(?:[0-9]{1,3}\.){2}[0-9]{1,3}$"#, #"^(?:0{0,4}:){0,7}0{0,3}1$"#]),
-            ],
-        ]
-    }
+    static let policyData: JSONValue = [
+        "oci_version": .string(ociVersion),
+        "bundle_parent": "/run/containerd/io.containerd.runtime.v2.task/k8s.io",
+        "netns_path": #"^/var/run/netns/cni-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"#,
+        "mounts": mounts,
+        "namespaces": strings(["ipc", "uts", "mount"]),
+        // containerd's default profile where the node has AppArmor, none where it has not.
+        "apparmor_profiles": strings(["", "cri-containerd.apparmor.d"]),
+        // containerd's for unprivileged containers (a read-only path may come masked instead: stricter).
+        "masked_paths": strings([
+            "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+            "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+        ]),
+        "readonly_paths": strings(["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]),
+        // Newer guest kernels add these to the cgroup2 mount.
+        "cgroup_extra_options": strings(["nsdelegate", "memory_recursiveprot"]),
+        "block_mount_parent": "/run/kata-containers/sandbox/storage/",
+        "copied_file": .string(copiedFileParent + "[a-z0-9]{64}-[a-z0-9]{16}-[^/]+"),
+        // The pod's /dev/shm, the only storage of the sandbox.
+        "sandbox_storages": [[
+            "driver": "ephemeral", "driver_options": [], "source": "shm", "fstype": "tmpfs",
+            "options": strings(["noexec", "nosuid", "nodev", "mode=1777", "size=67108864"]),
+            "mount_point": "/run/kata-containers/sandbox/shm", "fs_group": .null,
+        ]],
+        "network": [
+            // IFF_NOARP only.
+            "interface_flags": 128,
+            // NUD_REACHABLE and NUD_PERMANENT; NTF_PROXY and NTF_ROUTER.
+            "neighbor_states": [2, 128],
+            "neighbor_flags": 136,
+            "loopback": strings([#"^127\.(?:[0-9]{1,3}\.){2}[0-9]{1,3}$"#, #"^(?:0{0,4}:){0,7}0{0,3}1$"#]),
+        ],
+    ]
 
     /// Variables the platform injects, as regular expressions over `NAME=value`.
     static let platformEnv = [
