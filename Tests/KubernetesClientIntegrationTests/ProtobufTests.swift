@@ -91,6 +91,53 @@ struct ProtobufTests {
         #expect(seen.last == "DELETED rs")
     }
 
+    /// The answer to an apply, read as `DeploymentOutline` (protobuf): the metadata and the rollout's status
+    /// the JSON encoding of the same version has; the spec (its long annotation) is not read.
+    @Test func anApplyAnswerReadAsProtobufEqualsTheJSONEncoding() async throws {
+        let client = try await TestCluster.shared().adminClient()
+        defer { Task { try? await client.shutdown() } }
+        let ns = try await client.makeTestNamespace("protobuf-apply")
+        func body(tier: String) -> JSONValue {
+            [
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": ["name": "web", "labels": ["tier": .string(tier)], "annotations": ["note": "kept"]],
+                "spec": [
+                    "replicas": 1, "selector": ["matchLabels": ["app": "web"]],
+                    "template": [
+                        "metadata": ["labels": ["app": "web"], "annotations": ["policy": .string(longValue)]],
+                        "spec": ["containers": [["name": "app", "image": "registry.example/app:1"]]],
+                    ],
+                ],
+            ]
+        }
+        let created: DeploymentOutline = try await client.apply(.deployments, namespace: ns, name: "web", body(tier: "1"), fieldManager: "test", force: true)
+        #expect(created.metadata.generation == 1)
+        #expect(created.metadata.labels == ["tier": "1"])
+        #expect(created.metadata.annotations?["note"] == "kept")
+        // The controller manager reports on the rollout (its pods never run here: Progressing, not Available).
+        _ = try await eventually(timeout: .seconds(30), "the Deployment's status") { () -> Bool? in
+            let json: UntypedObject = try await client.get(.deployments, namespace: ns, name: "web")
+            return (json.raw[path: ["status", "conditions"]]?.arrayValue?.count ?? 0) >= 1 ? true : nil
+        }
+        // A label change keeps the generation; the answer carries the status as it is.
+        let changed: DeploymentOutline = try await client.apply(.deployments, namespace: ns, name: "web", body(tier: "2"), fieldManager: "test", force: true)
+        #expect(changed.metadata.generation == 1)
+        #expect(changed.metadata.labels == ["tier": "2"])
+        // The same version as JSON: equal metadata (but the managed fields, never read) and status.
+        let (outline, json) = try await eventually("protobuf and JSON reads of one version") { () -> (DeploymentOutline, Deployment)? in
+            let outline: DeploymentOutline = try await client.get(.deployments, namespace: ns, name: "web")
+            let json: UntypedObject = try await client.get(.deployments, namespace: ns, name: "web")
+            let deployment = try json.raw.decode(as: Deployment.self)
+            return outline.metadata.resourceVersion == deployment.metadata.resourceVersion ? (outline, deployment) : nil
+        }
+        var jsonMetadata = json.metadata
+        jsonMetadata.managedFields = nil
+        #expect(outline.metadata == jsonMetadata)
+        #expect(outline.status == json.status)
+        #expect(outline.status?.conditions?.isEmpty == false)
+        #expect(outline.status?.conditions?.allSatisfy { $0.lastUpdateTime?.hasSuffix("Z") == true && $0.lastTransitionTime != nil } == true)
+    }
+
     @Test func anErrorAnswerIsReadFromItsProtobufStatus() async throws {
         let client = try await TestCluster.shared().adminClient()
         defer { Task { try? await client.shutdown() } }

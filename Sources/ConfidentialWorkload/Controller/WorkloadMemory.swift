@@ -131,32 +131,28 @@ final class WorkloadMemories: Sendable {
     private let entries = Mutex<[ObjectKey: Box]>([:])
     /// The resourceVersion of each workload's Deployment as cwo's last apply returned it: the watch event
     /// of that version is the echo of cwo's own write, which the reconcile that wrote it already knew.
-    private let echoes = Mutex<[ObjectKey: (version: String?, verified: Bool)]>([:])
+    private let echoes = Mutex<[ObjectKey: (version: String?, applied: JSONValue)]>([:])
 
     /// What a watched Deployment is to the reconciler that wrote it.
     enum Echo: Equatable {
         /// Not (or no longer) expected: someone else's change, or a later one.
         case none
-        /// The echo of cwo's own write.
-        case echo
-        /// The echo, and the apply's answer was found to contain cwo's whole intent.
-        case verifiedEcho
+        /// The echo of cwo's own write of `applied` (the Deployment as the cache compares it).
+        case echo(applied: JSONValue)
     }
 
-    /// `verified`: the apply's answer contained everything cwo applied (nothing, e.g. a mutating webhook,
-    /// changed a field cwo sets).
-    func expectEcho(_ key: ObjectKey, version: String?, verified: Bool = false) {
-        echoes.withLock { $0[key] = (version, verified) }
+    /// The apply of `applied` (as the cache compares it) answered with `version`. (The answer's spec is
+    /// not read: its echo in the watch is checked to contain `applied` instead.)
+    func expectEcho(_ key: ObjectKey, version: String?, applied: JSONValue) {
+        echoes.withLock { $0[key] = (version, applied) }
     }
 
     /// Whether a watched Deployment of `key` at `version` is that echo (forgotten once seen, or once a
     /// later version shows the expectation is stale).
     func echo(_ key: ObjectKey, version: String?) -> Echo {
         echoes.withLock { echoes in
-            guard let expected = echoes[key] else { return .none }
-            echoes[key] = nil
-            guard expected.version == version else { return .none }
-            return expected.verified ? .verifiedEcho : .echo
+            guard let expected = echoes.removeValue(forKey: key), expected.version == version else { return .none }
+            return .echo(applied: expected.applied)
         }
     }
 

@@ -52,8 +52,9 @@ public final class WorkloadOperator: Sendable {
         // cwo's own status writes come back as updates: they need no reconcile.
         controller.watch(workloads) { change in change.changesSpecOrMetadata ? [ObjectKey(change.object)] : [] }
         // The echo of cwo's own apply needs no reconcile (it reconciled from the apply's answer); any other
-        // change of its Deployment (a rollout's status, a hand edit, a deletion) does.
-        // A verified echo is what cwo applied, as the server keeps it: the cache holds its summary only.
+        // change of its Deployment (a rollout's status, a hand edit, a deletion) does. An echo that holds
+        // all cwo applied (nothing, e.g. a mutating webhook, changed a field cwo sets) is settled: the
+        // cache keeps its summary only.
         let memories = reconciler.memories
         let caches = caches
         controller.watch(deployments) { change in
@@ -63,9 +64,12 @@ public final class WorkloadOperator: Sendable {
             return keys.filter { key in
                 switch memories.echo(key, version: version) {
                 case .none: return true
-                case .echo: return false
-                case .verifiedEcho:
-                    if caches.settleDeployment(ObjectKey(change.object), at: version) { memories.deploymentSettled(key) }
+                case .echo(let applied):
+                    if Names.intent.decide(desired: applied, live: change.object.comparable) == .upToDate,
+                        caches.settleDeployment(ObjectKey(change.object), at: version)
+                    {
+                        memories.deploymentSettled(key)
+                    }
                     return false
                 }
             }

@@ -331,18 +331,17 @@ public final class WorkloadReconciler: Reconciler {
             desired = rebuilt?.comparable.deployment ?? desired
         }
         var decision: AppliedIntent.Decision?
-        let applied: Deployment? = try await apply(
+        let applied: DeploymentOutline? = try await apply(
             .deployments, desired, live: live, version: cached?.resourceVersion, child: key, of: workload, logger: logger,
             verified: cached?.specIsSummary == true, decided: { decision = $0 },
             body: { body ?? (rebuilt ?? (try? Self.timedBuild(workload, context: context).get()))?.deployment ?? desired })
         if let applied {
-            // Its echo is settled in the cache only if the server kept all cwo applied.
-            let contained = Names.intent.decide(desired: desired, live: WorkloadCaches.project(applied).comparable) == .upToDate
-            memories.expectEcho(key, version: applied.metadata.resourceVersion, verified: contained)
+            // Its echo is settled in the cache if the server kept all cwo applied.
+            memories.expectEcho(key, version: applied.metadata.resourceVersion, applied: desired)
         } else if let cached, !cached.specIsSummary, decision == .upToDate {
             if caches.settleDeployment(key, at: cached.resourceVersion) { memories.deploymentSettled(key) }
         }
-        return (applied ?? cached, condition)
+        return (applied?.deployment ?? cached, condition)
     }
 
     // MARK: - Writing

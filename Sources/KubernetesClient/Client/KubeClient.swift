@@ -82,7 +82,7 @@ public final class KubeClient: Sendable {
             return try await request(.GET, path, query: options.queryItems, idempotent: true, dropManagedFields: options.dropManagedFields)
         }
         // A kind read from protobuf: ask for it, and read JSON if that is what the server sends.
-        let buffer = try await send(.GET, path, query: options.queryItems, body: nil, contentType: "", idempotent: true, accept: KubernetesProtobuf.listAccept)
+        let buffer = try await send(.GET, path, query: options.queryItems, body: nil, contentType: "", idempotent: true, accept: KubernetesProtobuf.accept)
         do {
             return try buffer.withUnsafeReadableBytes { bytes in
                 KubernetesProtobuf.isEnvelope(bytes)
@@ -198,10 +198,19 @@ public final class KubeClient: Sendable {
         _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: ByteBuffer? = nil,
         contentType: String = "application/json", idempotent: Bool, dropManagedFields: Bool = false
     ) async throws -> T {
-        let buffer = try await send(method, path, query: query, body: body, contentType: contentType, idempotent: idempotent)
+        // A kind read from protobuf: ask for it (whatever the verb), and read JSON if that is what the server sends.
+        let protobufType = T.self as? any ProtobufDecodable.Type
+        let buffer = try await send(
+            method, path, query: query, body: body, contentType: contentType, idempotent: idempotent,
+            accept: protobufType == nil ? "application/json" : KubernetesProtobuf.accept)
         if let nothing = Discarded() as? T { return nothing }
         do {
-            return try buffer.withUnsafeReadableBytes { try JSONCoding.decode(T.self, from: $0, dropManagedFields: dropManagedFields) }
+            return try buffer.withUnsafeReadableBytes { bytes in
+                if let protobufType, KubernetesProtobuf.isEnvelope(bytes) {
+                    return try protobufType.init(protobuf: KubernetesProtobuf.unwrap(bytes).message) as! T  // protobufType is T.self
+                }
+                return try JSONCoding.decode(T.self, from: bytes, dropManagedFields: dropManagedFields)
+            }
         } catch {
             throw KubeClientError.decoding(method: method.rawValue, path: path, underlying: "\(error)")
         }

@@ -104,3 +104,74 @@ public struct DeploymentCondition: Codable, Sendable, Hashable {
         self.message = message
     }
 }
+
+/// A Deployment's metadata and status, without its spec: what a controller reads of the answer to its
+/// own apply (the new resourceVersion and generation, the rollout's status). Read as protobuf, the spec
+/// (a pod template with a ~50 KB policy annotation) is skipped by its length, never scanned or copied;
+/// and the server encodes protobuf for about half the CPU of JSON.
+public struct DeploymentOutline: KubernetesObject, ProtobufDecodable, Hashable {
+    public var metadata: ObjectMeta
+    public var status: DeploymentStatus?
+
+    public init(metadata: ObjectMeta, status: DeploymentStatus? = nil) {
+        self.metadata = metadata
+        self.status = status
+    }
+
+    /// As a `Deployment` without a spec.
+    public var deployment: Deployment { Deployment(metadata: metadata, status: status) }
+
+    private enum CodingKeys: String, CodingKey { case metadata, status }
+
+    /// `apps/v1` Deployment: metadata 1, spec 2 (skipped), status 3.
+    public init(protobuf message: ProtobufReader) throws {
+        metadata = ObjectMeta()
+        try message.forEach([1]) { metadata = try ObjectMeta(protobuf: $0.message) }
+        try message.forEach([3]) { status = try DeploymentStatus(protobuf: $0.message) }
+    }
+}
+
+extension DeploymentStatus {
+    /// observedGeneration 1, replicas 2, updatedReplicas 3, availableReplicas 4, unavailableReplicas 5,
+    /// conditions 6, readyReplicas 7. The server writes these numbers even when zero; its JSON leaves
+    /// them out (`omitempty`), and so does this.
+    init(protobuf message: ProtobufReader) throws {
+        self.init()
+        var message = message
+        func count(_ value: ProtobufReader.Value) throws -> Int? {
+            let number = try value.integer
+            return number == 0 ? nil : Int(number)
+        }
+        while let (field, value) = try message.next() {
+            switch field {
+            case 1: observedGeneration = try count(value).map(Int64.init)
+            case 2: replicas = try count(value)
+            case 3: updatedReplicas = try count(value)
+            case 4: availableReplicas = try count(value)
+            case 5: unavailableReplicas = try count(value)
+            case 6: conditions = (conditions ?? []) + [try DeploymentCondition(protobuf: value.message)]
+            case 7: readyReplicas = try count(value)
+            default: break
+            }
+        }
+    }
+}
+
+extension DeploymentCondition {
+    /// type 1, status 2, reason 4, message 5, lastUpdateTime 6, lastTransitionTime 7.
+    init(protobuf message: ProtobufReader) throws {
+        self.init(type: "", status: "")
+        var message = message
+        while let (field, value) = try message.next() {
+            switch field {
+            case 1: type = try value.string
+            case 2: status = try value.string
+            case 4: reason = try value.string
+            case 5: self.message = try value.string
+            case 6: lastUpdateTime = try KubernetesProtobuf.timestamp(value.message)
+            case 7: lastTransitionTime = try KubernetesProtobuf.timestamp(value.message)
+            default: break
+            }
+        }
+    }
+}

@@ -19,8 +19,9 @@ public protocol ProtobufDecodable {
 /// Kinds use the field numbers of k8s.io/api's generated.proto; the ones cwo reads are below.
 public enum KubernetesProtobuf {
     public static let mediaType = "application/vnd.kubernetes.protobuf"
-    /// What a list asks for: protobuf, else JSON (the server picks the first it can give).
-    static let listAccept = "\(mediaType), application/json"
+    /// What a list or any other request answered with such a kind asks for: protobuf, else JSON (the
+    /// server picks the first it can give).
+    static let accept = "\(mediaType), application/json"
     static let watchAccept = "\(mediaType);stream=watch, application/json"
     private static let magic: [UInt8] = [0x6B, 0x38, 0x73, 0x00]
 
