@@ -129,13 +129,12 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // With NIO's threads and the concurrency pool, an arena per thread multiplies cwo's footprint. One:
-        // what a burst frees between the cached objects is then one pool of holes, not one per arena (at
-        // 10 000 workloads settled RSS 92 MiB against 100 with two, the CPU within the runs' spread). Not
-        // M_MMAP_THRESHOLD: mapping every block of 32 KiB+ on its own (each reconcile makes several: the
-        // policy, its base64, the bodies) spared ~1 MiB at 1000 workloads for 34 % more CPU.
-        // glibc's own MALLOC_ARENA_MAX, when set, is the operator's choice.
-        if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil { IdleMemory.limitArenas(1) }
+        // With NIO's threads and the concurrency pool, an arena per thread multiplies cwo's footprint; two
+        // suffice. (One: settled RSS at 10 000 workloads 91.7 and 99.6 MiB in two runs against 99.6 with
+        // two, for 30 s of CPU converging against 27.) Not M_MMAP_THRESHOLD: mapping every block of 32 KiB+
+        // on its own (each reconcile makes several: the policy, its base64, the bodies) spared ~1 MiB at
+        // 1000 workloads for 34 % more CPU. glibc's own MALLOC_ARENA_MAX, when set, is the operator's choice.
+        if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil { IdleMemory.limitArenas(2) }
         let level = logLevel
         let format = logFormat
         LoggingSystem.bootstrap { label in
