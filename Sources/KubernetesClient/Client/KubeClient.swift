@@ -77,21 +77,8 @@ public final class KubeClient: Sendable {
     public func list<T: Decodable & Sendable>(
         _ resource: Resource, namespace: String? = nil, options: ListOptions = ListOptions(), as type: T.Type = T.self
     ) async throws -> ObjectList<T> {
-        let path = resource.path(namespace: namespace)
-        guard T.self is any ProtobufDecodable.Type else {
-            return try await request(.GET, path, query: options.queryItems, idempotent: true, dropManagedFields: options.dropManagedFields)
-        }
-        // A kind read from protobuf: ask for it, and read JSON if that is what the server sends.
-        let buffer = try await send(.GET, path, query: options.queryItems, body: nil, contentType: "", idempotent: true, accept: KubernetesProtobuf.accept)
-        do {
-            return try buffer.withUnsafeReadableBytes { bytes in
-                KubernetesProtobuf.isEnvelope(bytes)
-                    ? try KubernetesProtobuf.list(bytes, as: T.self)
-                    : try JSONCoding.decode(ObjectList<T>.self, from: bytes, dropManagedFields: options.dropManagedFields)
-            }
-        } catch {
-            throw KubeClientError.decoding(method: "GET", path: path, underlying: "\(error)")
-        }
+        // A list of a kind read from protobuf is itself read from protobuf (see `request`).
+        try await request(.GET, resource.path(namespace: namespace), query: options.queryItems, idempotent: true, dropManagedFields: options.dropManagedFields)
     }
 
     /// All pages of a list, `pageSize` items per request. The result carries the last page's resourceVersion.

@@ -48,22 +48,6 @@ public enum KubernetesProtobuf {
         return (kind, raw)
     }
 
-    /// A list response (`FooList`: metadata 1, items 2) of a protobuf-decodable kind.
-    static func list<Item>(_ bytes: UnsafeRawBufferPointer, as type: Item.Type) throws -> ObjectList<Item> {
-        guard let itemType = Item.self as? any ProtobufDecodable.Type else { throw ProtobufError("\(Item.self) cannot be read from protobuf") }
-        var (_, list) = try unwrap(bytes)
-        var metadata = ListMeta()
-        var items: [Item] = []
-        while let (field, value) = try list.next() {
-            switch field {
-            case 1: metadata = try ListMeta(protobuf: value.message)
-            case 2: items.append(try itemType.init(protobuf: value.message) as! Item)  // itemType is Item.self
-            default: break
-            }
-        }
-        return ObjectList(metadata: metadata, items: items)
-    }
-
     /// One watch event (a frame without its length prefix).
     static func watchFrame<Object>(_ bytes: UnsafeRawBufferPointer, as type: Object.Type) throws -> WatchFrame<Object>.Payload {
         guard let objectType = Object.self as? any ProtobufDecodable.Type else { throw ProtobufError("\(Object.self) cannot be read from protobuf") }
@@ -133,6 +117,23 @@ public enum KubernetesProtobuf {
             if field == 1 { key = try value.string } else if field == 2 { text = try value.string }
         }
         return (key, text)
+    }
+}
+
+/// A list response (`FooList`: metadata 1, items 2) of a protobuf-decodable kind.
+extension ObjectList: ProtobufDecodable where Item: ProtobufDecodable {
+    public init(protobuf message: ProtobufReader) throws {
+        var message = message
+        var metadata = ListMeta()
+        var items: [Item] = []
+        while let (field, value) = try message.next() {
+            switch field {
+            case 1: metadata = try ListMeta(protobuf: value.message)
+            case 2: items.append(try Item(protobuf: value.message))
+            default: break
+            }
+        }
+        self.init(metadata: metadata, items: items)
     }
 }
 
