@@ -179,17 +179,10 @@ public enum CanonicalJSON {
     static func pretty(_ fields: [String: JSONValue], rendered: [String: [UInt8]]) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(4096 + rendered.values.reduce(0) { $0 + $1.count })
-        let keys = (Array(fields.keys) + rendered.keys.filter { fields[$0] == nil }).sorted()
-        out.append(UInt8(ascii: "{"))
-        for (index, key) in keys.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            newline(depth: 1, indent: [], into: &out)
-            appendQuoted(key, to: &out)
-            out.append(contentsOf: ": ".utf8)
-            if let value = fields[key] { write(value, indent: [], depth: 1, into: &out) } else { out.append(contentsOf: rendered[key] ?? []) }
+        let members = fields.map { (key: $0.key, value: Optional($0.value)) } + rendered.keys.filter { fields[$0] == nil }.map { (key: $0, value: JSONValue?.none) }
+        writeObject(members.sorted { $0.key < $1.key }, indent: [], depth: 0, into: &out) { key, value, out in
+            if let value { write(value, indent: [], depth: 1, into: &out) } else { out.append(contentsOf: rendered[key] ?? []) }
         }
-        newline(depth: 0, indent: [], into: &out)
-        out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -231,17 +224,27 @@ public enum CanonicalJSON {
             out.append(UInt8(ascii: "]"))
         case .object(let fields):
             guard !fields.isEmpty else { out.append(contentsOf: "{}".utf8); return }
-            out.append(UInt8(ascii: "{"))
-            for (index, field) in fields.sorted(by: { $0.key < $1.key }).enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                newline(depth + 1)
-                appendQuoted(field.key, to: &out)
-                out.append(contentsOf: ": ".utf8)
-                write(field.value, indent: indent, depth: depth + 1, into: &out)
+            writeObject(fields.sorted { $0.key < $1.key }, indent: indent, depth: depth, into: &out) { _, value, out in
+                write(value, indent: indent, depth: depth + 1, into: &out)
             }
-            newline(depth)
-            out.append(UInt8(ascii: "}"))
         }
+    }
+
+    /// `members` (in the order given) as an object at `depth`, each on its own line, its value written by `value`.
+    private static func writeObject<Value>(
+        _ members: [(key: String, value: Value)], indent: [UInt8], depth: Int, into out: inout [UInt8],
+        value writeValue: (String, Value, inout [UInt8]) -> Void
+    ) {
+        out.append(UInt8(ascii: "{"))
+        for (index, member) in members.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            newline(depth: depth + 1, indent: indent, into: &out)
+            appendQuoted(member.key, to: &out)
+            out.append(contentsOf: ": ".utf8)
+            writeValue(member.key, member.value, &out)
+        }
+        newline(depth: depth, indent: indent, into: &out)
+        out.append(UInt8(ascii: "}"))
     }
 
     static func quote(_ text: String) -> String {
