@@ -24,6 +24,18 @@ struct OwnWriteEchoTests {
         #expect(memories.echo(key, version: "43") == .echo(applied: ["metadata": ["name": "web", "labels": ["tier": "2"]]]), "the latest apply's")
     }
 
+    /// An echo the watch brought before the apply's answer: its expectation is dropped, not kept (with the
+    /// applied Deployment) until the next event; a later apply's expectation is not.
+    @Test func anEchoThatCameFirstIsForgotten() {
+        let memories = WorkloadMemories()
+        memories.expectEcho(key, version: "41", applied: applied)
+        memories.forgetEcho(key, version: "41")
+        #expect(memories.echo(key, version: "41") == .none)
+        memories.expectEcho(key, version: "43", applied: applied)
+        memories.forgetEcho(key, version: "41")
+        #expect(memories.echo(key, version: "43") == .echo(applied: applied))
+    }
+
     @Test func anotherVersionIsNotAnEchoAndEndsTheExpectation() {
         let memories = WorkloadMemories()
         memories.expectEcho(key, version: "41", applied: applied)

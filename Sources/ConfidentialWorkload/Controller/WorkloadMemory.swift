@@ -147,6 +147,13 @@ final class WorkloadMemories: Sendable {
         echoes.withLock { $0[key] = (version, applied) }
     }
 
+    /// Drops the expectation of `version` if it is still there: its echo came before the apply's answer.
+    func forgetEcho(_ key: ObjectKey, version: String?) {
+        echoes.withLock { echoes in
+            if echoes[key]?.version == version { echoes[key] = nil }
+        }
+    }
+
     /// Whether a watched Deployment of `key` at `version` is that echo (forgotten once seen, or once a
     /// later version shows the expectation is stale).
     func echo(_ key: ObjectKey, version: String?) -> Echo {

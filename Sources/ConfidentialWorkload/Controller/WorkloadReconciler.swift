@@ -336,8 +336,12 @@ public final class WorkloadReconciler: Reconciler {
             verified: cached?.specIsSummary == true, decided: { decision = $0 },
             body: { body ?? (rebuilt ?? (try? Self.timedBuild(workload, context: context).get()))?.deployment ?? desired })
         if let applied {
-            // Its echo is settled in the cache if the server kept all cwo applied.
-            memories.expectEcho(key, version: applied.metadata.resourceVersion, applied: desired)
+            // Its echo is settled in the cache if the server kept all cwo applied. The watch may have brought
+            // it already (the store is updated before its handler runs): that event was then handled as
+            // someone else's change, and an expectation left behind would hold `desired` until the next one.
+            let version = applied.metadata.resourceVersion
+            memories.expectEcho(key, version: version, applied: desired)
+            if caches.deployments.get(key)?.resourceVersion != cached?.resourceVersion { memories.forgetEcho(key, version: version) }
         } else if let cached, !cached.specIsSummary, decision == .upToDate {
             if caches.settleDeployment(key, at: cached.resourceVersion) { memories.deploymentSettled(key) }
         }
