@@ -109,6 +109,43 @@ struct ReconcileBranchTests {
         #expect(body[path: ["spec", "template", "spec", "nodeSelector"]] == ["zone": "a"])
     }
 
+    /// The Deployment's status goes 0 -> 3 -> 0 replicas faster than the watch brings back cwo's status
+    /// write of 3: the cached workload still says 0, yet the server holds 3, so 0 is written again.
+    @Test func aStatusChangedBackBeforeTheCacheShowedCwosWriteIsWrittenAgain() async throws {
+        let bench = try await Bench()
+        var workload = Self.workload(Self.spec)
+        _ = try await bench.reconcile(workload)
+        // The Deployment as the watch brings it (whole, as applied), in later versions.
+        let applied = try #require(bench.server.requests.first { $0.path == Self.deploymentPath })
+        var settled = try JSONParser.parse(applied.body).decode(as: Deployment.self)
+        settled.metadata.uid = "child-web"
+        try bench.settle(&workload, version: 2)
+        #expect(try await bench.reconcile(workload) == [], "converged: nothing to write")
+
+        var scaled = settled
+        scaled.status = DeploymentStatus()
+        scaled.status?.replicas = 3
+        scaled.metadata.resourceVersion = "3"
+        bench.caches.deployments.upsert(scaled)
+        let second = try await bench.reconcile(workload)
+        #expect(second == ["PATCH \(Self.statusPath)"])
+        #expect(try JSONParser.parse(bench.server.requests.last?.body ?? "")[path: ["status", "replicas"]] == 3)
+
+        // The cache still holds the workload at version 2 (status from before the 3); the Deployment is back.
+        var back = settled
+        back.metadata.resourceVersion = "4"
+        bench.caches.deployments.upsert(back)
+        let sent = try await bench.reconcile(workload)
+        let body = bench.server.requests.last?.body
+        // The same answer again, before the cache caught up, is not written twice.
+        #expect(try await bench.reconcile(workload) == [])
+        await bench.close()
+        #expect(sent == ["PATCH \(Self.statusPath)"], "the server holds 3 replicas, the Deployment has none")
+        let status = try JSONParser.parse(try #require(body))
+        #expect(status[path: ["status", "replicas"]] != 3)
+        #expect(status[path: ["status", "replicas"]] == (workload.status?.replicas).map { .number(Double($0)) }, "what the cache already says")
+    }
+
     @Test func switchingKeyVaultOffDeletesOnlyWhatCwoCreated() async throws {
         let bench = try await Bench()
         var spec = Self.spec

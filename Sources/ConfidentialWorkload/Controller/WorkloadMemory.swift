@@ -185,6 +185,14 @@ final class WorkloadMemories: Sendable {
         }
     }
 
+    /// cwo's last write of `what` (a resource's plural, or "status") for the workload with `uid`.
+    func written(_ key: ObjectKey, uid: String?, _ what: String) -> WorkloadMemory.Written? {
+        entries.withLock { entries in
+            guard let box = entries[key], box.memory.uid == uid else { return nil }
+            return box.memory.written[what]
+        }
+    }
+
     /// The remembered desired state and image needs of `key`, marked as used.
     func recall(_ key: ObjectKey, uid: String?) -> (build: WorkloadMemory.BuildMemo?, imageNeeds: WorkloadMemory.ImageNeeds?) {
         entries.withLock { entries in

@@ -364,7 +364,7 @@ public final class WorkloadReconciler: Reconciler {
         guard decision.needsWrite else { return nil }
         let key = ObjectKey(workload)
         let uid = workload.metadata.uid
-        if memories.read(key, uid: uid).written[resource.plural]?.matches(desired, versionBefore: version) == true { return nil }
+        if memories.written(key, uid: uid, resource.plural)?.matches(desired, versionBefore: version) == true { return nil }
         let applied: T = try await client.apply(
             resource, namespace: child.namespace, name: child.name, body?() ?? desired, fieldManager: Names.fieldManager, force: true)
         memories.update(key, uid: uid) { $0.written[resource.plural] = .init(body: desired, versionBefore: version) }
@@ -388,16 +388,20 @@ public final class WorkloadReconciler: Reconciler {
 
     /// Writes status when it differs from what the workload has; returns whether it wrote.
     func writeStatus(_ status: WorkloadStatus, workload: ConfidentialWorkload, key: ObjectKey, logger: Logger) async throws -> Bool {
-        // Conditions of other types belong to other writers (server-side apply keeps them): not a difference.
-        if let current = workload.status, current.normalized.ownConditions == status.normalized { return false }
         let version = workload.metadata.resourceVersion
+        let uid = workload.metadata.uid
+        // cwo's last status write, if the cache has not caught up with it: the cached status is then stale,
+        // and only that write can make this one redundant (a status that went 0 -> 3 -> 0 replicas while
+        // the cache still held 0 must write 0 again).
+        let pending = memories.written(key, uid: uid, "status").flatMap { $0.versionBefore == version ? $0 : nil }
+        // Conditions of other types belong to other writers (server-side apply keeps them): not a difference.
+        if pending == nil, let current = workload.status, current.normalized.ownConditions == status.normalized { return false }
         let body: JSONValue = [
             "apiVersion": .string(ConfidentialWorkload.apiVersion), "kind": .string(ConfidentialWorkload.kind),
             "metadata": ["name": .string(key.name), "namespace": .string(key.namespace)],
             "status": try JSONValue(encoding: status),
         ]
-        let uid = workload.metadata.uid
-        if memories.read(key, uid: uid).written["status"]?.matches(body, versionBefore: version) == true { return false }
+        if pending?.matches(body, versionBefore: version) == true { return false }
         do {
             try await removeVanishedObjects(from: workload, now: body["status"] ?? [:], key: key)
             let _: Discarded = try await client.apply(
