@@ -109,6 +109,31 @@ struct ReconcileBranchTests {
         #expect(body[path: ["spec", "template", "spec", "nodeSelector"]] == ["zone": "a"])
     }
 
+    /// An edit and its undo within one watch round trip: the cache still holds the Deployment from before
+    /// cwo applied the edit, which equals the undone spec, yet the server holds the edit: it is applied again.
+    @Test func anEditUndoneBeforeTheCacheShowedItsApplyIsAppliedAgain() async throws {
+        let bench = try await Bench()
+        var workload = Self.workload(Self.spec)
+        _ = try await bench.reconcile(workload)
+        try bench.settle(&workload, version: 2)
+
+        workload.spec?["template"]?["spec"]?["containers"] = [["name": "app", "image": "nginx:1.28"]]
+        workload.metadata.generation = 2
+        let edit = try await bench.reconcile(workload)
+        #expect(edit == ["PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)"])
+
+        // The watch has brought neither write back: the caches hold versions 2.
+        workload.spec = Self.spec
+        workload.metadata.generation = 3
+        let undo = try await bench.reconcile(workload)
+        let deployment = try bench.server.requests.first { $0.path == Self.deploymentPath }.map { try JSONParser.parse($0.body) }
+        // Applied once: the same undo again, before the cache caught up, writes nothing.
+        #expect(try await bench.reconcile(workload) == [])
+        await bench.close()
+        #expect(undo == ["PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)"])
+        #expect(deployment?[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first?["image"] == "nginx:1.27")
+    }
+
     /// The Deployment's status goes 0 -> 3 -> 0 replicas faster than the watch brings back cwo's status
     /// write of 3: the cached workload still says 0, yet the server holds 3, so 0 is written again.
     @Test func aStatusChangedBackBeforeTheCacheShowedCwosWriteIsWrittenAgain() async throws {

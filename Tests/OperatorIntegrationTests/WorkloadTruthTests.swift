@@ -172,6 +172,26 @@ struct WorkloadTruthTests {
         }
     }
 
+    /// An edit and its undo sent back to back (a GitOps tool flapping, `kubectl apply` of two revisions): the
+    /// undo may be reconciled before the watch brings back the edit's apply, while the cache still holds
+    /// a Deployment equal to the undone spec. The Deployment must end as the workload ends. (This server
+    /// seldom loses that race; ReconcileBranchTests makes it happen every time.)
+    @Test func anEditAndItsUndoBackToBackEndAsTheUndo() async throws {
+        try await Harness.with("flap") { harness in
+            let v1 = simpleSpec(replicas: 0)
+            _ = try await harness.createWorkload("app", spec: v1)
+            _ = try await harness.waitForRenderedDeployment("app")
+            for round in 1...5 {
+                try await harness.replaceSpec("app", simpleSpec(replicas: 0, image: "nginx:1.28"))
+                try await harness.replaceSpec("app", v1)
+                let generation = Int64(1 + 2 * round)
+                _ = try await harness.waitForStatus("app", "round \(round) reported") { $0.observedGeneration == generation }
+                let live = try await harness.waitForRenderedDeployment("app")
+                #expect(live.raw[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first?["image"] == "nginx:1.27")
+            }
+        }
+    }
+
     /// Every status shape the builders produce is accepted by the CRD's schema on the real server (each
     /// on a workload of its own; the moves between shapes are cwo's status writes in the tests above).
     @Test func everyStatusShapeIsAcceptedByTheSchema() async throws {

@@ -359,12 +359,17 @@ public final class WorkloadReconciler: Reconciler {
         _ resource: Resource, _ desired: JSONValue, live: JSONValue?, version: String?, child: ObjectKey, of workload: ConfidentialWorkload,
         logger: Logger, verified: Bool = false, decided: ((AppliedIntent.Decision) -> Void)? = nil, body: (() -> JSONValue)? = nil
     ) async throws -> T? {
-        let decision = Names.intent.decide(desired: desired, live: live, verified: verified)
-        decided?(decision)
-        guard decision.needsWrite else { return nil }
         let key = ObjectKey(workload)
         let uid = workload.metadata.uid
-        if memories.written(key, uid: uid, resource.plural)?.matches(desired, versionBefore: version) == true { return nil }
+        // cwo's last write of this child, if the cache has not caught up with it: `live` is then older than
+        // what the server holds, and only that write can make this one redundant (an edit undone before
+        // the watch brought its apply back finds `live` equal to the undone spec).
+        let pending = memories.written(key, uid: uid, resource.plural).flatMap { $0.versionBefore == version ? $0 : nil }
+        var decision = Names.intent.decide(desired: desired, live: live, verified: verified)
+        if decision == .upToDate, let pending, !pending.matches(desired, versionBefore: version) { decision = .intentChanged }
+        decided?(decision)
+        guard decision.needsWrite else { return nil }
+        if pending?.matches(desired, versionBefore: version) == true { return nil }
         let applied: T = try await client.apply(
             resource, namespace: child.namespace, name: child.name, body?() ?? desired, fieldManager: Names.fieldManager, force: true)
         memories.update(key, uid: uid) { $0.written[resource.plural] = .init(body: desired, versionBefore: version) }
