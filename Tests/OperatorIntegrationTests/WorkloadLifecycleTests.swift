@@ -84,6 +84,21 @@ struct WorkloadLifecycleTests {
         }
     }
 
+    /// A Deployment deleted right after cwo created it (nothing else written since, so cwo still remembers
+    /// creating it) comes back: the memory of a write only stands for the cache until the cache shows it.
+    @Test func aDeploymentDeletedRightAfterItsCreationComesBack() async throws {
+        try await Harness.with("recreate") { harness in
+            _ = try await harness.createWorkload("app", spec: simpleSpec(replicas: 0))
+            let created = try await harness.waitForRenderedDeployment("app")
+            try await harness.admin.delete(.deployments, namespace: harness.namespace, name: "app")
+            let recreated = try await eventually(timeout: .seconds(10), "the Deployment recreated") { () -> UntypedObject? in
+                let next = try await harness.deployment("app")
+                return next?.metadata.uid != created.metadata.uid ? next : nil
+            }
+            #expect(recreated.metadata.annotations?[Names.intentAnnotation] == created.metadata.annotations?[Names.intentAnnotation])
+        }
+    }
+
     @Test func driftIsRevertedAndOthersFieldsAreKept() async throws {
         try await Harness.with("drift") { harness in
             _ = try await harness.createWorkload("app", spec: simpleSpec(replicas: 0))

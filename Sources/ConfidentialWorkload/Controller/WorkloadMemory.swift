@@ -193,6 +193,16 @@ final class WorkloadMemories: Sendable {
         }
     }
 
+    /// A watch event of `key`'s child `what` (its resource's plural) at `version`: cwo's last write of it
+    /// no longer stands in for the cache once the cache has shown a version other than the one the write
+    /// was made over (a child deleted right after cwo created it must be created again).
+    func childEvent(_ key: ObjectKey, _ what: String, version: String?) {
+        entries.withLock { entries in
+            guard let box = entries[key], let written = box.memory.written[what], written.versionBefore != version else { return }
+            box.memory.written[what] = nil
+        }
+    }
+
     /// The remembered desired state and image needs of `key`, marked as used.
     func recall(_ key: ObjectKey, uid: String?) -> (build: WorkloadMemory.BuildMemo?, imageNeeds: WorkloadMemory.ImageNeeds?) {
         entries.withLock { entries in

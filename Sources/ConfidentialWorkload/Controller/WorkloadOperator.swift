@@ -59,8 +59,9 @@ public final class WorkloadOperator: Sendable {
         let caches = caches
         controller.watch(deployments) { change in
             let keys = owner(change)
-            if case .deleted = change { return keys }
             let version = change.object.metadata.resourceVersion
+            for key in keys { memories.childEvent(key, Resource.deployments.plural, version: version) }
+            if case .deleted = change { return keys }
             return keys.filter { key in
                 switch memories.echo(key, version: version) {
                 case .none: return true
@@ -74,8 +75,15 @@ public final class WorkloadOperator: Sendable {
                 }
             }
         }
-        controller.watch(configMaps, map: Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion))
-        controller.watch(serviceAccounts, map: Controller.controllerOwner(kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion))
+        let bindingOwner: @Sendable (StoreChange<UntypedObject>) -> [ObjectKey] = Controller.controllerOwner(
+            kind: ConfidentialWorkload.kind, apiVersion: ConfidentialWorkload.apiVersion)
+        for (reflector, resource) in [(configMaps, Resource.configMaps), (serviceAccounts, Resource.serviceAccounts)] {
+            controller.watch(reflector) { change in
+                let keys = bindingOwner(change)
+                for key in keys { memories.childEvent(key, resource.plural, version: change.object.metadata.resourceVersion) }
+                return keys
+            }
+        }
         // ReplicaSets carry the pod template's labels: a rollout's progress changes the allowed hashes.
         controller.watch(replicaSets) { change in
             guard let name = change.object.metadata.labels?[Names.workloadLabel] else { return [] }
