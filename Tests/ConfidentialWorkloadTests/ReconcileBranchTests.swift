@@ -135,7 +135,8 @@ struct ReconcileBranchTests {
     }
 
     /// The Deployment's status goes 0 -> 3 -> 0 replicas faster than the watch brings back cwo's status
-    /// write of 3: the cached workload still says 0, yet the server holds 3, so 0 is written again.
+    /// write of 3: the cached workload still says 0 (even at a newer version), yet the server holds 3, so 0
+    /// is written again.
     @Test func aStatusChangedBackBeforeTheCacheShowedCwosWriteIsWrittenAgain() async throws {
         let bench = try await Bench()
         var workload = Self.workload(Self.spec)
@@ -156,7 +157,10 @@ struct ReconcileBranchTests {
         #expect(second == ["PATCH \(Self.statusPath)"])
         #expect(try JSONParser.parse(bench.server.requests.last?.body ?? "")[path: ["status", "replicas"]] == 3)
 
-        // The cache still holds the workload at version 2 (status from before the 3); the Deployment is back.
+        // The cache still holds the workload's status from before the 3, at a newer version: a label was
+        // edited before cwo's status write landed. The Deployment is back.
+        workload.metadata.resourceVersion = "3"
+        workload.metadata.labels = ["team": "payments"]
         var back = settled
         back.metadata.resourceVersion = "4"
         bench.caches.deployments.upsert(back)

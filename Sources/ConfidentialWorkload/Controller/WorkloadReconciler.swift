@@ -395,18 +395,19 @@ public final class WorkloadReconciler: Reconciler {
     func writeStatus(_ status: WorkloadStatus, workload: ConfidentialWorkload, key: ObjectKey, logger: Logger) async throws -> Bool {
         let version = workload.metadata.resourceVersion
         let uid = workload.metadata.uid
-        // cwo's last status write, if the cache has not caught up with it: the cached status is then stale,
-        // and only that write can make this one redundant (a status that went 0 -> 3 -> 0 replicas while
-        // the cache still held 0 must write 0 again).
-        let pending = memories.written(key, uid: uid, "status").flatMap { $0.versionBefore == version ? $0 : nil }
+        // cwo's last status write (remembered until the workload goes quiet): cwo alone writes its status
+        // fields, so that write, not the cached status, is what the server holds of them. The cache may not
+        // show it yet, even at a newer version (a label edited meanwhile): a status that went 0 -> 3 -> 0
+        // replicas while the cache still held 0 must write 0 again.
+        let last = memories.written(key, uid: uid, "status")
         // Conditions of other types belong to other writers (server-side apply keeps them): not a difference.
-        if pending == nil, let current = workload.status, current.normalized.ownConditions == status.normalized { return false }
+        if last == nil, let current = workload.status, current.normalized.ownConditions == status.normalized { return false }
         let body: JSONValue = [
             "apiVersion": .string(ConfidentialWorkload.apiVersion), "kind": .string(ConfidentialWorkload.kind),
             "metadata": ["name": .string(key.name), "namespace": .string(key.namespace)],
             "status": try JSONValue(encoding: status),
         ]
-        if pending?.matches(body, versionBefore: version) == true { return false }
+        if last?.digest == body.hashValue { return false }
         do {
             try await removeVanishedObjects(from: workload, now: body["status"] ?? [:], key: key)
             let _: Discarded = try await client.apply(
