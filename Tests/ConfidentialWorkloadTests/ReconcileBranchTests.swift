@@ -1,4 +1,4 @@
-import ConfidentialWorkload
+@testable import ConfidentialWorkload
 @testable import ControllerRuntime
 import Foundation
 import KubernetesClient
@@ -48,6 +48,12 @@ struct ReconcileBranchTests {
             return server.lines
         }
 
+        /// Puts `deployment` in the cache as its watch event would (the handler's part included).
+        func deliver(_ deployment: Deployment) {
+            caches.deployments.upsert(deployment)
+            reconciler.memories.childEvent(ReconcileBranchTests.key, Resource.deployments.plural)
+        }
+
         /// Makes the caches hold what the server was last sent (as a watch would deliver it).
         func settle(_ workload: inout ConfidentialWorkload, version: Int) throws {
             for request in server.requests where request.method == "PATCH" {
@@ -57,11 +63,13 @@ struct ReconcileBranchTests {
                 if request.path.hasSuffix("/status") {
                     workload.status = try object["status"]?.decode(as: WorkloadStatus.self)
                 } else if request.path.contains("/deployments/") {
-                    caches.deployments.upsert(try object.decode(as: Deployment.self))
+                    deliver(try object.decode(as: Deployment.self))
                 } else if request.path.contains("/configmaps/") {
                     caches.configMaps.upsert(try UntypedObject(object))
+                    reconciler.memories.childEvent(ReconcileBranchTests.key, Resource.configMaps.plural)
                 } else if request.path.contains("/serviceaccounts/") {
                     caches.serviceAccounts.upsert(try UntypedObject(object))
+                    reconciler.memories.childEvent(ReconcileBranchTests.key, Resource.serviceAccounts.plural)
                 }
             }
             workload.metadata.resourceVersion = "\(version)"
@@ -134,6 +142,25 @@ struct ReconcileBranchTests {
         #expect(deployment?[path: ["spec", "template", "spec", "containers"]]?.arrayValue?.first?["image"] == "nginx:1.27")
     }
 
+    /// The watch brings the Deployment cwo creates, and its deletion, before the create's answer (the
+    /// echo often beats the answer): the next reconcile, finding no Deployment, creates it again.
+    @Test func aDeploymentDeletedBeforeTheCreatesAnswerIsCreatedAgain() async throws {
+        let bench = try await Bench()
+        let memories = bench.reconciler.memories
+        bench.server.onRequest.withLock {
+            $0 = { request in
+                // The watch handler's part (the store has the Deployment and loses it again: no change).
+                if request.path == Self.deploymentPath { memories.childEvent(Self.key, Resource.deployments.plural) }
+            }
+        }
+        let workload = Self.workload(Self.spec)
+        #expect(try await bench.reconcile(workload) == ["PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)"])
+        bench.server.onRequest.withLock { $0 = nil }
+        let again = try await bench.reconcile(workload)
+        await bench.close()
+        #expect(again.first == "PATCH \(Self.deploymentPath)", "the deleted Deployment is created again")
+    }
+
     /// The Deployment's status goes 0 -> 3 -> 0 replicas faster than the watch brings back cwo's status
     /// write of 3: the cached workload still says 0 (even at a newer version), yet the server holds 3, so 0
     /// is written again.
@@ -152,7 +179,7 @@ struct ReconcileBranchTests {
         scaled.status = DeploymentStatus()
         scaled.status?.replicas = 3
         scaled.metadata.resourceVersion = "3"
-        bench.caches.deployments.upsert(scaled)
+        bench.deliver(scaled)
         let second = try await bench.reconcile(workload)
         #expect(second == ["PATCH \(Self.statusPath)"])
         #expect(try JSONParser.parse(bench.server.requests.last?.body ?? "")[path: ["status", "replicas"]] == 3)
@@ -163,11 +190,12 @@ struct ReconcileBranchTests {
         workload.metadata.labels = ["team": "payments"]
         var back = settled
         back.metadata.resourceVersion = "4"
-        bench.caches.deployments.upsert(back)
+        bench.deliver(back)
         let sent = try await bench.reconcile(workload)
         let body = bench.server.requests.last?.body
         // The same answer again, before the cache caught up, is not written twice.
-        #expect(try await bench.reconcile(workload) == [])
+        let third = try await bench.reconcile(workload)
+        #expect(third == [])
         await bench.close()
         #expect(sent == ["PATCH \(Self.statusPath)"], "the server holds 3 replicas, the Deployment has none")
         let status = try JSONParser.parse(try #require(body))

@@ -174,8 +174,9 @@ struct WorkloadTruthTests {
 
     /// An edit and its undo sent back to back (a GitOps tool flapping, `kubectl apply` of two revisions): the
     /// undo may be reconciled before the watch brings back the edit's apply, while the cache still holds
-    /// a Deployment equal to the undone spec. The Deployment must end as the workload ends. (This server
-    /// seldom loses that race; ReconcileBranchTests makes it happen every time.)
+    /// a Deployment equal to the undone spec. The Deployment must end as the workload ends. (Here the
+    /// controller manager's status write of each rollout reconciles the workload again, which hides that
+    /// race: ReconcileBranchTests makes it happen; this proves the flapping ends right on a real server.)
     @Test func anEditAndItsUndoBackToBackEndAsTheUndo() async throws {
         try await Harness.with("flap") { harness in
             let v1 = simpleSpec(replicas: 0)

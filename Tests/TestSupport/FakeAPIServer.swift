@@ -52,6 +52,10 @@ public final class FakeAPIServer: Sendable {
     /// How long each answer takes from now on (a slow server).
     public let delay = Mutex<Duration>(.zero)
 
+    /// Called with each request before it is answered (e.g. to play a watch event that arrives before
+    /// the answer).
+    public let onRequest = Mutex<(@Sendable (RecordedRequest) -> Void)?>(nil)
+
     /// Answers requests matching `method` and `pathContains` with `status` and a Status of `reason` from now on.
     public func fail(_ method: String, _ pathContains: String, status: Int, reason: String, retryAfter: Int? = nil) {
         faults.withLock { $0.append((method, pathContains, status, reason, retryAfter)) }
@@ -59,6 +63,7 @@ public final class FakeAPIServer: Sendable {
 
     func answer(_ request: RecordedRequest) async -> CannedAnswer {
         requestsSeen.withLock { $0.append(request) }
+        onRequest.withLock { $0 }?(request)
         let delay = self.delay.withLock { $0 }
         if delay > .zero { try? await Task.sleep(for: delay) }
         if let fault = faults.withLock({ $0.first { $0.method == request.method && request.path.contains($0.pathContains) } }) {

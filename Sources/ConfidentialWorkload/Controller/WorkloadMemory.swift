@@ -14,7 +14,10 @@ struct WorkloadMemory {
         get { buildBox?.value }
         set { buildBox = newValue.map(Indirect.init) }
     }
-    /// Our last write of each child (and of status), to recognise a cache that has not caught up yet.
+    /// Our last write of each child (and of status), to recognise a cache that has not caught up yet. A
+    /// child's is set as the request is sent and dropped by the child's next watch event, whenever it
+    /// comes (the write's echo, or a deletion, perhaps before the answer); status's stays until the
+    /// workload goes quiet (cwo alone writes its status fields).
     var written: [String: Written] = [:]
     /// Managed key release: what Key Vault was last brought to.
     var keyRelease: KeyReleaseMemo?
@@ -85,20 +88,17 @@ struct WorkloadMemory {
         }
     }
 
-    /// A write cwo made: what it wrote (as a hash: the bodies themselves would double the memory per
-    /// workload) and the resourceVersion the object had before. A hash collision could only delay a
-    /// write until the cache catches up with the previous one.
+    /// A write cwo made: what it wrote, as a hash (the bodies themselves would double the memory per
+    /// workload). A hash collision could only delay a write until the cache shows the previous one.
     struct Written {
         var digest: Int
-        var versionBefore: String?
 
-        init(body: JSONValue, versionBefore: String?) {
+        init(body: JSONValue) {
             self.digest = body.hashValue
-            self.versionBefore = versionBefore
         }
 
-        func matches(_ body: JSONValue, versionBefore version: String?) -> Bool {
-            versionBefore == version && digest == body.hashValue
+        func matches(_ body: JSONValue) -> Bool {
+            digest == body.hashValue
         }
     }
 
@@ -193,14 +193,21 @@ final class WorkloadMemories: Sendable {
         }
     }
 
-    /// A watch event of `key`'s child `what` (its resource's plural) at `version`: cwo's last write of it
-    /// no longer stands in for the cache once the cache has shown a version other than the one the write
-    /// was made over (a child deleted right after cwo created it must be created again).
-    func childEvent(_ key: ObjectKey, _ what: String, version: String?) {
+    /// A watch event of `key`'s child `what` (its resource's plural): the cache now shows cwo's last write
+    /// of it, or went past it (a child deleted right after cwo created it must be created again). The
+    /// store is updated before this is called, so a reconcile that read the write first and the cache
+    /// after sees either the write still pending or the cache that shows it.
+    func childEvent(_ key: ObjectKey, _ what: String) {
         entries.withLock { entries in
-            guard let box = entries[key], let written = box.memory.written[what], written.versionBefore != version else { return }
+            guard let box = entries[key], box.memory.written[what] != nil else { return }
             box.memory.written[what] = nil
         }
+    }
+
+    /// Sets (or, with nil, drops) cwo's last write of `what` for the workload with `uid`.
+    func setWritten(_ key: ObjectKey, uid: String?, _ what: String, _ written: WorkloadMemory.Written?) {
+        if written == nil, self.written(key, uid: uid, what) == nil { return }
+        update(key, uid: uid) { $0.written[what] = written }
     }
 
     /// The remembered desired state and image needs of `key`, marked as used.

@@ -60,7 +60,7 @@ public final class WorkloadOperator: Sendable {
         controller.watch(deployments) { change in
             let keys = owner(change)
             let version = change.object.metadata.resourceVersion
-            for key in keys { memories.childEvent(key, Resource.deployments.plural, version: version) }
+            for key in keys { memories.childEvent(key, Resource.deployments.plural) }
             if case .deleted = change { return keys }
             return keys.filter { key in
                 switch memories.echo(key, version: version) {
@@ -80,7 +80,7 @@ public final class WorkloadOperator: Sendable {
         for (reflector, resource) in [(configMaps, Resource.configMaps), (serviceAccounts, Resource.serviceAccounts)] {
             controller.watch(reflector) { change in
                 let keys = bindingOwner(change)
-                for key in keys { memories.childEvent(key, resource.plural, version: change.object.metadata.resourceVersion) }
+                for key in keys { memories.childEvent(key, resource.plural) }
                 return keys
             }
         }

@@ -261,13 +261,15 @@ public final class WorkloadReconciler: Reconciler {
     /// that was switched off (only objects cwo created: controlled by this workload and labelled by cwo).
     func reconcileBindings(_ workload: ConfidentialWorkload, state: DesiredState, key: ObjectKey, logger: Logger) async throws {
         let configKey = ObjectKey(namespace: key.namespace, name: KeyVaultBuilder.configMapName(workload: key.name))
-        let bindings: [(Resource, JSONValue?, ObjectKey, UntypedObject?)] = [
-            (.serviceAccounts, state.serviceAccount, key, caches.serviceAccounts.get(key)),
-            (.configMaps, state.configMap, configKey, caches.configMaps.get(configKey)),
+        let uid = workload.metadata.uid
+        // cwo's last write of each, read before the cache (see `apply`).
+        let bindings: [(Resource, JSONValue?, ObjectKey, WorkloadMemory.Written?, UntypedObject?)] = [
+            (.serviceAccounts, state.serviceAccount, key, memories.written(key, uid: uid, Resource.serviceAccounts.plural), caches.serviceAccounts.get(key)),
+            (.configMaps, state.configMap, configKey, memories.written(key, uid: uid, Resource.configMaps.plural), caches.configMaps.get(configKey)),
         ]
-        for (resource, desired, childKey, live) in bindings {
+        for (resource, desired, childKey, pending, live) in bindings {
             if let desired {
-                let _: Discarded? = try await apply(resource, desired, live: live?.raw, version: live?.resourceVersion, child: childKey, of: workload, logger: logger)
+                let _: Discarded? = try await apply(resource, desired, live: live?.raw, pending: pending, child: childKey, of: workload, logger: logger)
             } else if let live, Self.createdByCwo(live.metadata, for: workload) {
                 try await delete(resource, live.metadata, child: childKey, of: workload, logger: logger)
             }
@@ -300,6 +302,8 @@ public final class WorkloadReconciler: Reconciler {
         _ workload: ConfidentialWorkload, state: DesiredState, body: JSONValue?, context: BuildContext, release: KeyReleaseOutcome?, key: ObjectKey,
         logger: Logger
     ) async throws -> (Deployment?, ConditionInput?) {
+        // cwo's last write of the Deployment, read before the cache (see `apply`).
+        let pending = memories.written(key, uid: workload.metadata.uid, Resource.deployments.plural)
         let cached = caches.deployments.get(key)
         // The cache keeps the Deployment's spec serialized: parse it once for this reconcile.
         let live = cached?.comparable
@@ -332,7 +336,7 @@ public final class WorkloadReconciler: Reconciler {
         }
         var decision: AppliedIntent.Decision?
         let applied: DeploymentOutline? = try await apply(
-            .deployments, desired, live: live, version: cached?.resourceVersion, child: key, of: workload, logger: logger,
+            .deployments, desired, live: live, pending: pending, child: key, of: workload, logger: logger,
             verified: cached?.specIsSummary == true, decided: { decision = $0 },
             body: { body ?? (rebuilt ?? (try? Self.timedBuild(workload, context: context).get()))?.deployment ?? desired })
         if let applied {
@@ -355,24 +359,34 @@ public final class WorkloadReconciler: Reconciler {
     ///
     /// `desired` is compared with `live` (both as the cache keeps them; `verified`: `live` is a summary of a
     /// child already found to contain its intent); `body`, when given, makes the full object to write.
+    /// `pending`: cwo's last write of the child the cache does not show yet, read *before* `live` (see
+    /// `WorkloadMemories.childEvent`): `live` is then older than what the server holds, and only that write
+    /// can make this one redundant (an edit undone before the watch brought its apply back finds `live`
+    /// equal to the undone spec).
     func apply<T: Decodable & Sendable>(
-        _ resource: Resource, _ desired: JSONValue, live: JSONValue?, version: String?, child: ObjectKey, of workload: ConfidentialWorkload,
-        logger: Logger, verified: Bool = false, decided: ((AppliedIntent.Decision) -> Void)? = nil, body: (() -> JSONValue)? = nil
+        _ resource: Resource, _ desired: JSONValue, live: JSONValue?, pending: WorkloadMemory.Written?, child: ObjectKey,
+        of workload: ConfidentialWorkload, logger: Logger, verified: Bool = false, decided: ((AppliedIntent.Decision) -> Void)? = nil,
+        body: (() -> JSONValue)? = nil
     ) async throws -> T? {
+        // What was meant, whatever form `desired` takes (a memo keeps a settled Deployment's metadata only).
+        let intent = desired[path: ["metadata", "annotations", Names.intentAnnotation]] ?? desired
+        var decision = Names.intent.decide(desired: desired, live: live, verified: verified)
+        if decision == .upToDate, let pending, !pending.matches(intent) { decision = .intentChanged }
+        decided?(decision)
+        guard decision.needsWrite, pending?.matches(intent) != true else { return nil }
         let key = ObjectKey(workload)
         let uid = workload.metadata.uid
-        // cwo's last write of this child, if the cache has not caught up with it: `live` is then older than
-        // what the server holds, and only that write can make this one redundant (an edit undone before
-        // the watch brought its apply back finds `live` equal to the undone spec).
-        let pending = memories.written(key, uid: uid, resource.plural).flatMap { $0.versionBefore == version ? $0 : nil }
-        var decision = Names.intent.decide(desired: desired, live: live, verified: verified)
-        if decision == .upToDate, let pending, !pending.matches(desired, versionBefore: version) { decision = .intentChanged }
-        decided?(decision)
-        guard decision.needsWrite else { return nil }
-        if pending?.matches(desired, versionBefore: version) == true { return nil }
-        let applied: T = try await client.apply(
-            resource, namespace: child.namespace, name: child.name, body?() ?? desired, fieldManager: Names.fieldManager, force: true)
-        memories.update(key, uid: uid) { $0.written[resource.plural] = .init(body: desired, versionBefore: version) }
+        // Remembered as it is sent: the child's next watch event, even one before the answer (a deletion
+        // right after a create), drops it. A failed request may or may not have written: the cache decides.
+        memories.setWritten(key, uid: uid, resource.plural, .init(body: intent))
+        let applied: T
+        do {
+            applied = try await client.apply(
+                resource, namespace: child.namespace, name: child.name, body?() ?? desired, fieldManager: Names.fieldManager, force: true)
+        } catch {
+            memories.setWritten(key, uid: uid, resource.plural, nil)
+            throw error
+        }
         logger.info(decision == .create ? "created \(resource.kind)" : "updated \(resource.kind)", metadata: ["name": "\(child.name)", "why": "\(decision)"])
         return applied
     }
@@ -393,7 +407,6 @@ public final class WorkloadReconciler: Reconciler {
 
     /// Writes status when it differs from what the workload has; returns whether it wrote.
     func writeStatus(_ status: WorkloadStatus, workload: ConfidentialWorkload, key: ObjectKey, logger: Logger) async throws -> Bool {
-        let version = workload.metadata.resourceVersion
         let uid = workload.metadata.uid
         // cwo's last status write (remembered until the workload goes quiet): cwo alone writes its status
         // fields, so that write, not the cached status, is what the server holds of them. The cache may not
@@ -407,16 +420,19 @@ public final class WorkloadReconciler: Reconciler {
             "metadata": ["name": .string(key.name), "namespace": .string(key.namespace)],
             "status": try JSONValue(encoding: status),
         ]
-        if last?.digest == body.hashValue { return false }
+        if last?.matches(body) == true { return false }
         do {
             try await removeVanishedObjects(from: workload, now: body["status"] ?? [:], key: key)
             let _: Discarded = try await client.apply(
                 ConfidentialWorkload.resource, namespace: key.namespace, name: key.name, subresource: "status", body,
                 fieldManager: Names.fieldManager, force: true)
-        } catch let error as KubeError where error.reason == .notFound {
-            return false  // deleted meanwhile
+        } catch {
+            // The write may or may not have landed (a timeout after the commit): the cache decides.
+            memories.setWritten(key, uid: uid, "status", nil)
+            if let error = error as? KubeError, error.reason == .notFound { return false }  // deleted meanwhile
+            throw error
         }
-        memories.update(key, uid: uid) { $0.written["status"] = .init(body: body, versionBefore: version) }
+        memories.setWritten(key, uid: uid, "status", .init(body: body))
         let before = workload.status?.condition(ConditionType.ready)
         let after = status.condition(ConditionType.ready)
         if before?.status != after?.status || before?.reason != after?.reason {
