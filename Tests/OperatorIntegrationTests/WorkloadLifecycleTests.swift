@@ -186,11 +186,13 @@ struct WorkloadLifecycleTests {
             // (the second while its cache may still hold the first: ReconcileBranchTests): wait until a
             // second passes without a write.
             var writes = harness.requests.writes
-            for _ in 0..<20 {
+            var quiet = false
+            for _ in 0..<20 where !quiet {
                 try await Task.sleep(for: .seconds(1))
-                if harness.requests.writes == writes { break }
+                quiet = harness.requests.writes == writes
                 writes = harness.requests.writes
             }
+            #expect(quiet, "cwo kept writing for 20 s after the Deployment settled: \(harness.requests.snapshot)")
             // Reconciling the summary again writes nothing: its digest matches the intent.
             let before = harness.requests.snapshot
             await harness.workloadOperator.controller.queue.add(key)
