@@ -14,7 +14,7 @@ struct QuietDesiredStateTests {
         memories.update(key, uid: "u-\(key.name)") { memory in
             memory.build = .init(spec: CompactJSON(["replicas": 1]), context: BuildContext(), result: .failure(SpecErrors([])))
             memory.buildUsed = true
-            memory.written["status"] = .init(body: ["status": "written"])
+            memory.written["status"] = .init(["status": "written"] as JSONValue)
         }
     }
 
@@ -28,7 +28,7 @@ struct QuietDesiredStateTests {
         #expect(memories.read(cold, uid: "u-cold").build == nil)
         #expect(!memories.remembers(cold), "nothing else was remembered of it: the entry goes")
         #expect(memories.read(hot, uid: "u-hot").build != nil)
-        #expect(memories.read(hot, uid: "u-hot").written["status"]?.matches(["status": "written"]) == true,
+        #expect(memories.read(hot, uid: "u-hot").written["status"]?.matches(["status": "written"] as JSONValue) == true,
             "what cwo wrote stays while the workload is reconciled: it bridges a cache that lags behind a write")
         #expect(memories.forgetQuietDesiredStates() == 1, "hot was not used since the last sweep")
         #expect(memories.read(hot, uid: "u-hot").build == nil && !memories.remembers(hot))

@@ -88,17 +88,18 @@ struct WorkloadMemory {
         }
     }
 
-    /// A write cwo made: what it wrote, as a hash (the bodies themselves would double the memory per
-    /// workload). A hash collision could only delay a write until the cache shows the previous one.
+    /// A write cwo made: what it wrote (a child's intent, a status), as a hash (the values themselves would
+    /// double the memory per workload). A hash collision could only delay a write until the cache shows
+    /// the previous one.
     struct Written {
         var digest: Int
 
-        init(body: JSONValue) {
-            self.digest = body.hashValue
+        init(_ value: some Hashable) {
+            self.digest = value.hashValue
         }
 
-        func matches(_ body: JSONValue) -> Bool {
-            digest == body.hashValue
+        func matches(_ value: some Hashable) -> Bool {
+            digest == value.hashValue
         }
     }
 

@@ -378,7 +378,7 @@ public final class WorkloadReconciler: Reconciler {
         let uid = workload.metadata.uid
         // Remembered as it is sent: the child's next watch event, even one before the answer (a deletion
         // right after a create), drops it. A failed request may or may not have written: the cache decides.
-        memories.setWritten(key, uid: uid, resource.plural, .init(body: intent))
+        memories.setWritten(key, uid: uid, resource.plural, .init(intent))
         let applied: T
         do {
             applied = try await client.apply(
@@ -412,15 +412,18 @@ public final class WorkloadReconciler: Reconciler {
         // fields, so that write, not the cached status, is what the server holds of them. The cache may not
         // show it yet, even at a newer version (a label edited meanwhile): a status that went 0 -> 3 -> 0
         // replicas while the cache still held 0 must write 0 again.
-        let last = memories.written(key, uid: uid, "status")
-        // Conditions of other types belong to other writers (server-side apply keeps them): not a difference.
-        if last == nil, let current = workload.status, current.normalized.ownConditions == status.normalized { return false }
+        let normalized = status.normalized
+        if let last = memories.written(key, uid: uid, "status") {
+            if last.matches(normalized) { return false }
+        } else if let current = workload.status, current.normalized.ownConditions == normalized {
+            // Conditions of other types belong to other writers (server-side apply keeps them): not a difference.
+            return false
+        }
         let body: JSONValue = [
             "apiVersion": .string(ConfidentialWorkload.apiVersion), "kind": .string(ConfidentialWorkload.kind),
             "metadata": ["name": .string(key.name), "namespace": .string(key.namespace)],
             "status": try JSONValue(encoding: status),
         ]
-        if last?.matches(body) == true { return false }
         do {
             try await removeVanishedObjects(from: workload, now: body["status"] ?? [:], key: key)
             let _: Discarded = try await client.apply(
@@ -432,7 +435,7 @@ public final class WorkloadReconciler: Reconciler {
             if let error = error as? KubeError, error.reason == .notFound { return false }  // deleted meanwhile
             throw error
         }
-        memories.setWritten(key, uid: uid, "status", .init(body: body))
+        memories.setWritten(key, uid: uid, "status", .init(normalized))
         let before = workload.status?.condition(ConditionType.ready)
         let after = status.condition(ConditionType.ready)
         if before?.status != after?.status || before?.reason != after?.reason {
