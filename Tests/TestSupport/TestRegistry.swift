@@ -27,6 +27,19 @@ public final class TestRegistry: Sendable {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw TestClusterError(message: "\(binary) is missing: apt-get install docker-registry (scripts/test does)")
         }
+        // The free port is released before the registry binds it, and the parallel suites' outgoing
+        // connections draw source ports from the same range: one of them may take it in between.
+        var attempt = 1
+        while true {
+            do {
+                return try await startOnce(tokenAuth: tokenAuth)
+            } catch let error as TestClusterError where attempt < 3 && error.message.contains("address already in use") {
+                attempt += 1
+            }
+        }
+    }
+
+    private static func startOnce(tokenAuth: Bool) async throws -> TestRegistry {
         let https = try await LoopbackHTTPS.make(prefix: "cwo-registry")
         let password = UUID().uuidString
         let entry = try await runCommand(["htpasswd", "-Bbn", "pusher", password])
