@@ -52,6 +52,26 @@ import Testing
         #expect(intent.digest(of: intent.stamp(bare)) == intent.digest(of: bare))
     }
 
+    @Test func aCondensedDigestStillSeesEveryChangeOfTheCondensedValue() {
+        // Condensing replaces a large value with a digest of its own, as cwo does with the policy annotation.
+        let condensing = AppliedIntent(annotation: "example.com/intent") { body in
+            var condensed = body
+            if let blob = body[path: ["spec", "blob"]]?.stringValue { condensed["spec"]?["blob"] = .string("sha256:" + AppliedIntent.digest(.string(blob))) }
+            return condensed
+        }
+        func body(_ blob: String) -> JSONValue { ["metadata": ["name": "w"], "spec": ["blob": .string(blob), "replicas": 1]] }
+        let stamped = condensing.stampWithCondensed(body(String(repeating: "a", count: 50_000)))
+        let changed = condensing.stamp(body(String(repeating: "a", count: 49_999) + "b"))
+        #expect(condensing.digest(of: changed) != condensing.digest(of: stamped.body))
+        #expect(condensing.decide(desired: changed, live: served(stamped.body)) == .intentChanged)
+        // The body and its condensed form carry one digest; the condensed form is what condensing gives.
+        #expect(condensing.digest(of: stamped.condensed) == condensing.digest(of: stamped.body))
+        #expect(stamped.condensed[path: ["spec", "blob"]]?.stringValue?.hasPrefix("sha256:") == true)
+        #expect(stamped.condensed["metadata"] == stamped.body["metadata"])
+        // Without condensing, the same body has another digest: the digest is of the condensed form.
+        #expect(intent.digest(of: intent.stamp(body(String(repeating: "a", count: 50_000)))) != condensing.digest(of: stamped.body))
+    }
+
     @Test func statusOnlyUpdatesAreFilteredAtTheSource() {
         var old = UntypedObject.test(generation: 1)
         var new = old

@@ -40,6 +40,15 @@ struct StringInternerTests {
         #expect(table.young.count + table.old.count <= 4)
     }
 
+    @Test func objectsOfOneNamespaceShareItsName() throws {
+        // As two watch events bring a workload and its Deployment: the namespace is parsed twice.
+        let workload = try JSONParser.parse(#"{"metadata":{"name":"w","namespace":"payments-production"}}"#)
+        let deployment = try JSONParser.parse(#"{"metadata":{"name":"w","namespace":"payments-production","labels":{"namespace":"payments-production"}}}"#)
+        let first = try #require(workload[path: ["metadata", "namespace"]]?.stringValue)
+        let second = try #require(deployment[path: ["metadata", "namespace"]]?.stringValue)
+        #expect(Self.storage(first) == Self.storage(second))
+    }
+
     @Test func longStringsAreNotKept() {
         let long = String(repeating: "x", count: StringInterner.longestInterned + 1)
         _ = StringInterner.intern(Self.copy(long))

@@ -177,7 +177,9 @@ public enum Names {
     public static let defaultRuntimeClass = "kata-cc"
     /// On every object cwo applies: the digest of what cwo last meant it to be (see `AppliedIntent`).
     public static let intentAnnotation = "cwo.dev/applied-intent"
-    public static let intent = AppliedIntent(annotation: intentAnnotation)
+    /// Digests are taken with a pod template's policy annotation (~50 KB) replaced by its own digest, as
+    /// the cache keeps Deployments (`PolicyDigest`).
+    public static let intent = AppliedIntent(annotation: intentAnnotation, condense: PolicyDigest.project(object:))
 }
 
 public enum ConditionType {

@@ -43,7 +43,10 @@ public struct DesiredState: Sendable {
     /// What the key release allows: policy hashes (AKS) or initdata digests (CoCo), the current one
     /// first, then those still running.
     public var allowedHashes: [String]
-    public var deployment: JSONValue
+    public var deployment: JSONValue { didSet { condensedDeployment = nil } }
+    /// `deployment` as the cache keeps it, from the build that stamped it (its policy annotation had to be
+    /// hashed for the intent digest then); nil once `deployment` is changed.
+    private var condensedDeployment: JSONValue?
     public var serviceAccount: JSONValue?
     public var configMap: JSONValue?
     public var conditions: [ConditionInput]
@@ -61,7 +64,7 @@ public struct DesiredState: Sendable {
         kept.policy.text = ""
         kept.initData = initData?.measurementOnly
         kept.spec.template = .null
-        kept.deployment["spec"] = PolicyDigest.project(deployment: deployment["spec"])
+        kept.deployment = condensedDeployment ?? PolicyDigest.project(object: deployment)
         return kept
     }
 
@@ -164,9 +167,10 @@ public struct DesiredState: Sendable {
         }
         // Each object carries the digest of what it is meant to be: a change of intent, a removal
         // included, is what makes cwo apply it again.
+        let deployment = Names.intent.stampWithCondensed(DeploymentBuilder.deployment(for: workload, spec: spec, podTemplate: template))
         var state = DesiredState(
             spec: spec, policy: policy, placement: placement, initData: initData, allowedHashes: allowedHashes,
-            deployment: Names.intent.stamp(DeploymentBuilder.deployment(for: workload, spec: spec, podTemplate: template)),
+            deployment: deployment.body, condensedDeployment: deployment.condensed,
             serviceAccount: serviceAccount, configMap: configMap, conditions: [], imageFacts: imageFacts)
         state.conditions = ArtifactConditions.inputs(state, nativeSidecars: context.nativeSidecars)
         if let problems = context.imageProblems {

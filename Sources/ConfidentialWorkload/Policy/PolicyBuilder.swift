@@ -270,4 +270,12 @@ public enum PolicyDigest {
         spec["template"]?["metadata"]?["annotations"]?[AgentPolicy.annotationKey] = .string("sha256:" + PolicyRules.generated.sha256HexOfEncoded(value))
         return spec
     }
+
+    /// An object (a Deployment, or any other, which it returns as it is) with its spec projected.
+    @Sendable public static func project(object: JSONValue) -> JSONValue {
+        guard object[path: ["spec", "template", "metadata", "annotations", AgentPolicy.annotationKey]] != nil else { return object }
+        var projected = object
+        projected["spec"] = project(deployment: object["spec"])
+        return projected
+    }
 }

@@ -14,9 +14,14 @@ import NIOCore
 public struct AppliedIntent: Sendable {
     /// The annotation that carries the digest (e.g. `example.com/applied-intent`).
     public let annotation: String
+    /// The form of a body its digest is taken of: the body itself, or one with large values replaced by
+    /// digests of their own (any change of such a value still changes the digest), so that stamping costs
+    /// a hash of the body's shape, not of every byte of those values again.
+    let condense: @Sendable (JSONValue) -> JSONValue
 
-    public init(annotation: String) {
+    public init(annotation: String, condense: @escaping @Sendable (JSONValue) -> JSONValue = { $0 }) {
         self.annotation = annotation
+        self.condense = condense
     }
 
     public enum Decision: Sendable, Equatable {
@@ -33,15 +38,27 @@ public struct AppliedIntent: Sendable {
     }
 
     /// `body` with the digest of its content in `metadata.annotations[annotation]`. The digest covers the
-    /// body without the annotation, as canonical JSON (sorted keys), so it is the same in every process.
+    /// condensed body without the annotation, as canonical JSON (sorted keys), so it is the same in every
+    /// process.
     public func stamp(_ body: JSONValue) -> JSONValue {
-        var unstamped = body
-        unstamped["metadata"]?["annotations"]?[annotation] = nil
-        if unstamped[path: ["metadata", "annotations"]]?.objectValue?.isEmpty == true { unstamped["metadata"]?["annotations"] = nil }
+        stampWithCondensed(body).body
+    }
+
+    /// `stamp(body)`, and the condensed body stamped alike (what a cache that condenses objects the same
+    /// way holds of it), from one condensing.
+    public func stampWithCondensed(_ body: JSONValue) -> (body: JSONValue, condensed: JSONValue) {
+        var condensed = condense(body)
+        condensed["metadata"]?["annotations"]?[annotation] = nil
+        if condensed[path: ["metadata", "annotations"]]?.objectValue?.isEmpty == true { condensed["metadata"]?["annotations"] = nil }
+        let digest = JSONValue.string(Self.digest(condensed))
+        return (stamping(body, digest), stamping(condensed, digest))
+    }
+
+    private func stamping(_ body: JSONValue, _ digest: JSONValue) -> JSONValue {
         var stamped = body
         var metadata = stamped["metadata"]?.objectValue ?? [:]
         var annotations = metadata["annotations"]?.objectValue ?? [:]
-        annotations[annotation] = .string(Self.digest(unstamped))
+        annotations[annotation] = digest
         metadata["annotations"] = .object(annotations)
         stamped["metadata"] = .object(metadata)
         return stamped

@@ -2,7 +2,7 @@ import Synchronization
 
 /// One shared copy of the strings every cached object repeats: member names (`lastTransitionTime`,
 /// `app.kubernetes.io/managed-by`) and the values of a few members whose values repeat across objects
-/// (condition types, reasons and messages, kinds, images). A thousand cached workloads otherwise hold a
+/// (condition types, reasons and messages, kinds, images, namespaces). A thousand cached workloads otherwise hold a
 /// thousand heap copies of each; Swift keeps strings of up to 15 UTF-8 bytes inline, so only longer
 /// ones are interned.
 enum StringInterner {
@@ -16,6 +16,8 @@ enum StringInterner {
         "apiVersion", "kind", "type", "status", "reason", "message", "image", "runtimeClassName", "apiGroup",
         "imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy", "fieldsType", "manager", "operation",
         "mountPath", "serviceAccountName", "secretName", "path",
+        // Every object of a namespace names it (a workload and its Deployment, a Deployment's owner).
+        "namespace",
         // Timestamps: objects written in one burst share their second.
         "lastTransitionTime", "lastUpdateTime", "creationTimestamp",
     ]
