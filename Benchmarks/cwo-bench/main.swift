@@ -133,7 +133,7 @@ func listAllAgain<T: Decodable & Sendable>(_ resource: Resource, namespace: Stri
     var cachedWorkloads: [ConfidentialWorkload] = []
     do {
         let live = try await listAllAgain(workloads, namespace: namespace, options: options, as: ConfidentialWorkload.self).items
-        cachedWorkloads = live.map { $0.compacted() }
+        cachedWorkloads = live.map(WorkloadCaches.cached)
     }
     let workloadBytes = heapInUse() - start
     start = heapInUse()

@@ -12,7 +12,7 @@ public struct WorkloadCaches: Sendable {
 
     public init() {
         // Workloads with their spec serialized (read a few times per reconcile, kept for every workload).
-        workloads = Store(transform: { $0.compacted() })
+        workloads = Store(transform: Self.cached)
         // A status or metadata update of a settled Deployment keeps its spec summary (same generation).
         deployments = Store(transform: Self.cached, carry: { $0.carryingSpecSummary(of: $1) })
         // ReplicaSets carry the pod template's labels: index them by the workload they run.
@@ -22,6 +22,21 @@ public struct WorkloadCaches: Sendable {
         configMaps = Store()
         serviceAccounts = Store()
         runtimeClasses = Store()
+    }
+
+    /// kubectl's client-side apply (and tools that use it, Argo CD's default sync among them) keeps the
+    /// whole manifest applied in this annotation: a second copy of the spec that cwo never reads.
+    static let lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+    /// A workload as a watch event brings it into the cache: its spec serialized, without kubectl's copy
+    /// of its manifest (cwo reads no annotation of the workload, and writes its metadata only by patches
+    /// of the fields it sets: finalizers).
+    public static func cached(_ workload: ConfidentialWorkload) -> ConfidentialWorkload {
+        var cached = workload.compacted()
+        if cached.metadata.annotations?.removeValue(forKey: lastAppliedAnnotation) != nil, cached.metadata.annotations?.isEmpty == true {
+            cached.metadata.annotations = nil
+        }
+        return cached
     }
 
     /// A Deployment as a watch event brings it into the cache: projected, its spec serialized.
