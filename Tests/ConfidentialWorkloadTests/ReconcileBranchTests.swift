@@ -117,6 +117,41 @@ struct ReconcileBranchTests {
         #expect(body[path: ["spec", "template", "spec", "nodeSelector"]] == ["zone": "a"])
     }
 
+    /// A Deployment stamped by a cwo from before intent digests were condensed (the digest of the whole
+    /// body): the same intent is not rewritten for its stamp alone, after a restart too; an older stamp
+    /// of another intent is.
+    @Test func aDeploymentStampedByAnOlderCwoIsRewrittenOnlyForAnotherIntent() async throws {
+        let bench = try await Bench()
+        var workload = Self.workload(Self.spec)
+        _ = try await bench.reconcile(workload)
+        let applied = try JSONParser.parse(try #require(bench.server.requests.first { $0.path == Self.deploymentPath }).body)
+        try bench.settle(&workload, version: 2)
+        func olderStamp(of body: JSONValue, version: Int) throws -> Deployment {
+            var older = body
+            older["metadata"]?["annotations"]?[Names.intentAnnotation] = .string(Names.intent.uncondensedDigest(of: body))
+            older["metadata"]?["resourceVersion"] = .string("\(version)")
+            older["metadata"]?["uid"] = "child-web"
+            return try older.decode(as: Deployment.self)
+        }
+        #expect(Names.intent.uncondensedDigest(of: applied) != Names.intent.digest(of: applied))
+        bench.deliver(try olderStamp(of: applied, version: 3))
+        #expect(try await bench.reconcile(workload) == [], "the same intent under an older stamp: nothing to write")
+        #expect(try await bench.reconcile(workload) == [], "and again, its Deployment now settled in the cache")
+        bench.reconciler.memories.forget(Self.key)  // as after a restart
+        #expect(try await bench.reconcile(workload) == [])
+
+        // The older cwo applied a nodeSelector entry the workload no longer has: its stamp names that intent.
+        var olderIntent = applied
+        olderIntent["spec"]?["template"]?["spec"]?["nodeSelector"]?["rack"] = "r1"
+        bench.deliver(try olderStamp(of: olderIntent, version: 4))
+        let sent = try await bench.reconcile(workload)
+        let body = try JSONParser.parse(bench.server.requests.first?.body ?? "")
+        await bench.close()
+        #expect(sent.first == "PATCH \(Self.deploymentPath)")
+        #expect(body[path: ["spec", "template", "spec", "nodeSelector", "rack"]] == nil)
+        #expect(Names.intent.digest(of: body) == Names.intent.digest(of: applied), "written with the current stamp")
+    }
+
     /// An edit and its undo within one watch round trip: the cache still holds the Deployment from before
     /// cwo applied the edit, which equals the undone spec, yet the server holds the edit: it is applied again.
     @Test func anEditUndoneBeforeTheCacheShowedItsApplyIsAppliedAgain() async throws {

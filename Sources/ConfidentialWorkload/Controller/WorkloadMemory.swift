@@ -70,6 +70,9 @@ struct WorkloadMemory {
         /// The Deployment as the cache keeps it (policy annotation as a digest), stamped with its intent
         /// digest, serialized. The full Deployment is built again to write it.
         var deployment: CompactJSON?
+        /// The Deployment's intent digest as a cwo before digests were condensed computed it, once a
+        /// Deployment stamped by one was met (`WorkloadReconciler.uncondensedIntent`).
+        var uncondensedDigest: String?
         /// Keeps only the Deployment's metadata (with the intent digest): what deciding about a settled
         /// Deployment reads. A live Deployment that is not a settled summary is compared with a Deployment
         /// built again (`reconcileDeployment`).

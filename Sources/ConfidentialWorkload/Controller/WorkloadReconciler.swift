@@ -334,10 +334,16 @@ public final class WorkloadReconciler: Reconciler {
             rebuilt = try? Self.timedBuild(workload, context: context).get()
             desired = rebuilt?.comparable.deployment ?? desired
         }
+        // A digest other than cwo's may be an older cwo's stamp of the same intent (before digests were
+        // condensed, they covered the whole body): that Deployment is not rewritten for its stamp alone.
+        var olderIntent: String?
+        if let live, pending == nil, let liveDigest = Names.intent.digest(of: live), liveDigest != Names.intent.digest(of: desired) {
+            olderIntent = uncondensedIntent(workload, key: key, built: body ?? rebuilt?.deployment, context: context)
+        }
         var decision: AppliedIntent.Decision?
         let applied: DeploymentOutline? = try await apply(
             .deployments, desired, live: live, pending: pending, child: key, of: workload, logger: logger,
-            verified: cached?.specIsSummary == true, decided: { decision = $0 },
+            verified: cached?.specIsSummary == true, olderIntent: olderIntent, decided: { decision = $0 },
             body: { body ?? (rebuilt ?? (try? Self.timedBuild(workload, context: context).get()))?.deployment ?? desired })
         if let applied {
             // Its echo is settled in the cache if the server kept all cwo applied. The watch may have brought
@@ -352,6 +358,17 @@ public final class WorkloadReconciler: Reconciler {
         return (applied?.deployment ?? cached, condition)
     }
 
+    /// The intent digest of the workload's Deployment as a cwo before digests were condensed stamped it:
+    /// from `built` (this reconcile's full Deployment) or a build, remembered with the desired state.
+    func uncondensedIntent(_ workload: ConfidentialWorkload, key: ObjectKey, built: JSONValue?, context: BuildContext) -> String? {
+        let uid = workload.metadata.uid
+        if let known = memories.recall(key, uid: uid).build?.uncondensedDigest { return known }
+        guard let full = built ?? (try? Self.timedBuild(workload, context: context).get())?.deployment else { return nil }
+        let digest = Names.intent.uncondensedDigest(of: full)
+        memories.update(key, uid: uid) { $0.build?.uncondensedDigest = digest }
+        return digest
+    }
+
     // MARK: - Writing
 
     /// Applies `desired` (stamped with its intent) when the intent changed or the live object drifted.
@@ -363,14 +380,21 @@ public final class WorkloadReconciler: Reconciler {
     /// `WorkloadMemories.childEvent`): `live` is then older than what the server holds, and only that write
     /// can make this one redundant (an edit undone before the watch brought its apply back finds `live`
     /// equal to the undone spec).
+    /// `olderIntent`: the digest an older cwo stamped on this same intent; a child carrying it is compared
+    /// as if stamped with the current one (written only if it drifted, and then with the current stamp).
     func apply<T: Decodable & Sendable>(
         _ resource: Resource, _ desired: JSONValue, live: JSONValue?, pending: WorkloadMemory.Written?, child: ObjectKey,
-        of workload: ConfidentialWorkload, logger: Logger, verified: Bool = false, decided: ((AppliedIntent.Decision) -> Void)? = nil,
-        body: (() -> JSONValue)? = nil
+        of workload: ConfidentialWorkload, logger: Logger, verified: Bool = false, olderIntent: String? = nil,
+        decided: ((AppliedIntent.Decision) -> Void)? = nil, body: (() -> JSONValue)? = nil
     ) async throws -> T? {
         // What was meant, whatever form `desired` takes (a memo keeps a settled Deployment's metadata only).
         let intent = desired[path: ["metadata", "annotations", Names.intentAnnotation]] ?? desired
         var decision = Names.intent.decide(desired: desired, live: live, verified: verified)
+        if decision == .intentChanged, let olderIntent, Names.intent.digest(of: live) == olderIntent {
+            var restamped = desired
+            restamped["metadata"]?["annotations"]?[Names.intentAnnotation] = .string(olderIntent)
+            decision = Names.intent.decide(desired: restamped, live: live, verified: verified)
+        }
         if decision == .upToDate, let pending, !pending.matches(intent) { decision = .intentChanged }
         decided?(decision)
         guard decision.needsWrite, pending?.matches(intent) != true else { return nil }

@@ -47,11 +47,23 @@ public struct AppliedIntent: Sendable {
     /// `stamp(body)`, and the condensed body stamped alike (what a cache that condenses objects the same
     /// way holds of it), from one condensing.
     public func stampWithCondensed(_ body: JSONValue) -> (body: JSONValue, condensed: JSONValue) {
-        var condensed = condense(body)
-        condensed["metadata"]?["annotations"]?[annotation] = nil
-        if condensed[path: ["metadata", "annotations"]]?.objectValue?.isEmpty == true { condensed["metadata"]?["annotations"] = nil }
+        let condensed = unstamped(condense(body))
         let digest = JSONValue.string(Self.digest(condensed))
         return (stamping(body, digest), stamping(condensed, digest))
+    }
+
+    /// The digest of `body` taken without condensing it: what a controller that did not condense (an
+    /// older version of it) stamped on the same intent.
+    public func uncondensedDigest(of body: JSONValue) -> String {
+        Self.digest(unstamped(body))
+    }
+
+    /// What the digest covers: the body without its stamp (nor an annotation map left empty by that).
+    private func unstamped(_ body: JSONValue) -> JSONValue {
+        var unstamped = body
+        unstamped["metadata"]?["annotations"]?[annotation] = nil
+        if unstamped[path: ["metadata", "annotations"]]?.objectValue?.isEmpty == true { unstamped["metadata"]?["annotations"] = nil }
+        return unstamped
     }
 
     private func stamping(_ body: JSONValue, _ digest: JSONValue) -> JSONValue {
