@@ -9,9 +9,13 @@ import TestSupport
 @Suite("KBS admin client")
 struct KBSAdminClientTests {
     func client(_ kbs: FakeKBS, key: Curve25519.Signing.PrivateKey? = nil) throws -> KBSAdminClient {
-        try KBSAdminClient(
-            options: .init(url: kbs.url + "/", caFile: kbs.caFile), adminKey: key ?? (try KBSAdminClient.adminKey(pem: kbs.adminKeyPEM)),
-            logger: Logger(label: "test"))
+        var options = KBSAdminClient.Options(url: kbs.url + "/", caFile: kbs.caFile)
+        // The stand-in answers from Swift's thread pool, which the test run's first half minute keeps busy
+        // (every suite starting at once, control planes booting beside it on two cores): a GET once waited
+        // past the 15 s default in CI. These tests check what is sent and answered, not how fast.
+        options.requestTimeout = .seconds(120)
+        return try KBSAdminClient(
+            options: options, adminKey: key ?? (try KBSAdminClient.adminKey(pem: kbs.adminKeyPEM)), logger: Logger(label: "test"))
     }
 
     @Test func thePolicyRoundTripsAndResourcesAreStored() async throws {
