@@ -72,6 +72,32 @@ import Testing
         #expect(intent.digest(of: intent.stamp(body(String(repeating: "a", count: 50_000)))) != condensing.digest(of: stamped.body))
     }
 
+    @Test func aStampOfTheSameIntentByAnOlderVersionIsDecidedAsIfStampedAlike() {
+        // The older version did not condense: its digest is of the whole body.
+        let condensing = AppliedIntent(annotation: "example.com/intent") { body in
+            var condensed = body
+            condensed["spec"]?["template"] = "condensed"
+            return condensed
+        }
+        let body = object(selector: ["a": "1"])
+        let desired = condensing.stamp(body)
+        let older = condensing.uncondensedDigest(of: body)
+        var live = served(desired)
+        live["metadata"]?["annotations"]?["example.com/intent"] = .string(older)
+        #expect(condensing.decide(desired: desired, live: live) == .intentChanged)
+        #expect(condensing.decide(desired: desired, live: live, olderDigest: older) == .upToDate)
+        #expect(condensing.decide(desired: desired, live: live, verified: true, olderDigest: older) == .upToDate)
+        // A hand edit is still drift; another intent's older stamp, or none at all, is still a change of intent.
+        var edited = live
+        edited["spec"]?["template"]?["spec"]?["nodeSelector"]?["a"] = "edited"
+        #expect(condensing.decide(desired: desired, live: edited, olderDigest: older) == .drifted(field: ".spec.template.spec.nodeSelector.a"))
+        let another = condensing.uncondensedDigest(of: object(selector: ["a": "1", "b": "2"]))
+        #expect(condensing.decide(desired: desired, live: live, olderDigest: another) == .intentChanged)
+        var unstamped = live
+        unstamped["metadata"]?["annotations"]?["example.com/intent"] = nil
+        #expect(condensing.decide(desired: desired, live: unstamped, olderDigest: older) == .intentChanged)
+    }
+
     @Test func statusOnlyUpdatesAreFilteredAtTheSource() {
         var old = UntypedObject.test(generation: 1)
         var new = old

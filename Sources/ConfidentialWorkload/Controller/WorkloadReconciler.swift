@@ -338,7 +338,7 @@ public final class WorkloadReconciler: Reconciler {
         // condensed, they covered the whole body): that Deployment is not rewritten for its stamp alone.
         var olderIntent: String?
         if let live, pending == nil, let liveDigest = Names.intent.digest(of: live), liveDigest != Names.intent.digest(of: desired) {
-            olderIntent = uncondensedIntent(workload, key: key, built: body ?? rebuilt?.deployment, context: context)
+            olderIntent = uncondensedIntent(workload, key: key, body: body, rebuilt: &rebuilt, context: context)
         }
         var decision: AppliedIntent.Decision?
         let applied: DeploymentOutline? = try await apply(
@@ -358,12 +358,14 @@ public final class WorkloadReconciler: Reconciler {
         return (applied?.deployment ?? cached, condition)
     }
 
-    /// The intent digest of the workload's Deployment as a cwo before digests were condensed stamped it:
-    /// from `built` (this reconcile's full Deployment) or a build, remembered with the desired state.
-    func uncondensedIntent(_ workload: ConfidentialWorkload, key: ObjectKey, built: JSONValue?, context: BuildContext) -> String? {
+    /// The intent digest of the workload's Deployment as a cwo before digests were condensed stamped it,
+    /// remembered with the desired state: from this reconcile's full Deployment (`body`, or `rebuilt`, which
+    /// is built here if need be, and then also serves as the body to write).
+    func uncondensedIntent(_ workload: ConfidentialWorkload, key: ObjectKey, body: JSONValue?, rebuilt: inout DesiredState?, context: BuildContext) -> String? {
         let uid = workload.metadata.uid
         if let known = memories.recall(key, uid: uid).build?.uncondensedDigest { return known }
-        guard let full = built ?? (try? Self.timedBuild(workload, context: context).get())?.deployment else { return nil }
+        if body == nil, rebuilt == nil { rebuilt = try? Self.timedBuild(workload, context: context).get() }
+        guard let full = body ?? rebuilt?.deployment else { return nil }
         let digest = Names.intent.uncondensedDigest(of: full)
         memories.update(key, uid: uid) { $0.build?.uncondensedDigest = digest }
         return digest
@@ -380,8 +382,7 @@ public final class WorkloadReconciler: Reconciler {
     /// `WorkloadMemories.childEvent`): `live` is then older than what the server holds, and only that write
     /// can make this one redundant (an edit undone before the watch brought its apply back finds `live`
     /// equal to the undone spec).
-    /// `olderIntent`: the digest an older cwo stamped on this same intent; a child carrying it is compared
-    /// as if stamped with the current one (written only if it drifted, and then with the current stamp).
+    /// `olderIntent`: the digest an older cwo stamped on this same intent (see `AppliedIntent.decide`).
     func apply<T: Decodable & Sendable>(
         _ resource: Resource, _ desired: JSONValue, live: JSONValue?, pending: WorkloadMemory.Written?, child: ObjectKey,
         of workload: ConfidentialWorkload, logger: Logger, verified: Bool = false, olderIntent: String? = nil,
@@ -389,12 +390,7 @@ public final class WorkloadReconciler: Reconciler {
     ) async throws -> T? {
         // What was meant, whatever form `desired` takes (a memo keeps a settled Deployment's metadata only).
         let intent = desired[path: ["metadata", "annotations", Names.intentAnnotation]] ?? desired
-        var decision = Names.intent.decide(desired: desired, live: live, verified: verified)
-        if decision == .intentChanged, let olderIntent, Names.intent.digest(of: live) == olderIntent {
-            var restamped = desired
-            restamped["metadata"]?["annotations"]?[Names.intentAnnotation] = .string(olderIntent)
-            decision = Names.intent.decide(desired: restamped, live: live, verified: verified)
-        }
+        var decision = Names.intent.decide(desired: desired, live: live, verified: verified, olderDigest: olderIntent)
         if decision == .upToDate, let pending, !pending.matches(intent) { decision = .intentChanged }
         decided?(decision)
         guard decision.needsWrite, pending?.matches(intent) != true else { return nil }

@@ -86,9 +86,18 @@ public struct AppliedIntent: Sendable {
     /// `verified`: the live child's spec was already found to contain the intent its digest names (when
     /// it was read whole) and has not changed since; `live` may then carry a summary of its spec, and
     /// only the digest and the metadata are compared.
-    public func decide(desired: JSONValue, live: JSONValue?, verified: Bool = false) -> Decision {
+    /// `olderDigest`: the digest an older version of the controller, one that did not condense, stamped on
+    /// this same intent (`uncondensedDigest(of:)` of the full body): a child carrying it is decided as if
+    /// stamped alike, so that it is not rewritten for its stamp alone (and if it drifted, the write
+    /// carries the current stamp).
+    public func decide(desired: JSONValue, live: JSONValue?, verified: Bool = false, olderDigest: String? = nil) -> Decision {
         guard let live else { return .create }
-        if digest(of: live) != digest(of: desired) { return .intentChanged }
+        var desired = desired
+        let liveDigest = digest(of: live)
+        if liveDigest != digest(of: desired) {
+            guard let liveDigest, liveDigest == olderDigest else { return .intentChanged }
+            desired["metadata"]?["annotations"]?[annotation] = .string(liveDigest)
+        }
         if verified {
             let metadata: JSONValue = ["metadata": desired["metadata"] ?? [:]]
             if let field = AppliedState.difference(live, metadata) { return .drifted(field: field) }
