@@ -43,4 +43,49 @@ struct OwnWriteEchoTests {
         #expect(memories.echo(key, version: "41") == .none, "an expectation overtaken by a later version is stale")
         #expect(memories.echo(ObjectKey(namespace: "team", name: "other"), version: "41") == .none)
     }
+
+    /// A lone reconcile waits for its new Deployment to come through the watch before writing status
+    /// (`reconcileDeployment`): the Deployment's event ends the wait, another child's does not, and
+    /// without any event the wait ends at its limit.
+    @Test func aDeploymentEventEndsTheWaitForItsDelivery() async {
+        let memories = WorkloadMemories()
+        let key = key
+        let start = ContinuousClock.now
+        let elapsed = await withTaskGroup(of: Duration?.self) { group in
+            group.addTask {
+                await memories.awaitDelivery(key, within: .seconds(60)) { false }
+                return ContinuousClock.now - start
+            }
+            group.addTask {
+                memories.childEvent(key, Resource.configMaps.plural)
+                memories.childEvent(ObjectKey(namespace: "team", name: "other"), Resource.deployments.plural)
+                try? await Task.sleep(for: .milliseconds(200))
+                // Again until the wait ends: the waiter may not have registered at the first one.
+                while !Task.isCancelled {
+                    memories.childEvent(key, Resource.deployments.plural)
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        #expect(elapsed.map { $0 >= .milliseconds(200) && $0 < .seconds(30) } == true, "ended by the Deployment's event: \(String(describing: elapsed))")
+    }
+
+    @Test func aDeliveryThatCameFirstIsNotWaitedFor() async {
+        let memories = WorkloadMemories()
+        let start = ContinuousClock.now
+        await memories.awaitDelivery(key, within: .seconds(60)) { true }
+        #expect(ContinuousClock.now - start < .seconds(30))
+    }
+
+    @Test func withoutAnEventTheWaitEndsAtItsLimit() async {
+        let memories = WorkloadMemories()
+        let start = ContinuousClock.now
+        await memories.awaitDelivery(key, within: .milliseconds(100)) { false }
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed >= .milliseconds(100) && elapsed < .seconds(30))
+    }
 }

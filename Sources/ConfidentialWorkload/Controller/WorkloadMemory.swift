@@ -158,6 +158,42 @@ final class WorkloadMemories: Sendable {
         }
     }
 
+    /// A reconcile waiting for its Deployment write to come back through the watch (`awaitDelivery`).
+    private struct DeliveryWaiter {
+        var id: UInt64
+        var continuation: CheckedContinuation<Void, Never>
+    }
+    private let deliveries = Mutex<(nextID: UInt64, waiting: [ObjectKey: DeliveryWaiter])>((0, [:]))
+
+    /// Returns at `key`'s next Deployment watch event (`childEvent`), or after `limit`, or at once if
+    /// `delivered()` says that event came already (checked under the same lock the event's wake-up takes,
+    /// so an event between the check and the wait still ends it).
+    func awaitDelivery(_ key: ObjectKey, within limit: Duration, unless delivered: () -> Bool) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let id: UInt64? = deliveries.withLock { state in
+                guard !delivered() else { return nil }
+                state.nextID += 1
+                // Never two reconciles of one key at once: a waiter left here is stale.
+                state.waiting.updateValue(DeliveryWaiter(id: state.nextID, continuation: continuation), forKey: key)?.continuation.resume()
+                return state.nextID
+            }
+            guard let id else { return continuation.resume() }
+            Task { [weak self] in
+                try? await Task.sleep(for: limit)
+                self?.wakeDelivery(key, id: id)
+            }
+        }
+    }
+
+    /// Ends `key`'s `awaitDelivery` (only the wait `id`, when given).
+    private func wakeDelivery(_ key: ObjectKey, id: UInt64? = nil) {
+        let waiter = deliveries.withLock { state -> DeliveryWaiter? in
+            guard let waiter = state.waiting[key], id == nil || waiter.id == id else { return nil }
+            return state.waiting.removeValue(forKey: key)
+        }
+        waiter?.continuation.resume()
+    }
+
     /// Whether a watched Deployment of `key` at `version` is that echo (forgotten once seen, or once a
     /// later version shows the expectation is stale).
     func echo(_ key: ObjectKey, version: String?) -> Echo {
@@ -202,6 +238,7 @@ final class WorkloadMemories: Sendable {
     /// store is updated before this is called, so a reconcile that read the write first and the cache
     /// after sees either the write still pending or the cache that shows it.
     func childEvent(_ key: ObjectKey, _ what: String) {
+        if what == Resource.deployments.plural { wakeDelivery(key) }
         entries.withLock { entries in
             guard let box = entries[key], box.memory.written[what] != nil else { return }
             box.memory.written[what] = nil

@@ -28,6 +28,10 @@ public final class WorkloadReconciler: Reconciler {
     /// The credentials each workload pulls its images with (its pull secrets), when resolving images.
     let pullCredentials: PullCredentials?
     private let serverSupportsNativeSidecars = Mutex<Bool?>(nil)
+    /// Reconciles running now (see `reconcileDeployment`).
+    private let reconciling = Atomic<Int>(0)
+    /// How long a lone reconcile lets its new Deployment reach the watches before writing status.
+    static let deliveryWait: Duration = .milliseconds(50)
 
     /// How often a workload with a Provided policy re-reads its ConfigMap (which cwo does not watch).
     public let providedPolicyRefresh: Duration = .seconds(60)
@@ -54,6 +58,8 @@ public final class WorkloadReconciler: Reconciler {
     }
 
     public func reconcile(_ key: ObjectKey) async throws -> ReconcileResult {
+        reconciling.add(1, ordering: .relaxed)
+        defer { reconciling.subtract(1, ordering: .relaxed) }
         guard let workload = caches.workloads.get(key)?.expanded() else {
             // Deleted: owner references let the garbage collector remove the children.
             memories.forget(key)
@@ -351,7 +357,16 @@ public final class WorkloadReconciler: Reconciler {
             // someone else's change, and an expectation left behind would hold `desired` until the next one.
             let version = applied.metadata.resourceVersion
             memories.expectEcho(key, version: version, applied: desired)
-            if caches.deployments.get(key)?.resourceVersion != cached?.resourceVersion { memories.forgetEcho(key, version: version) }
+            let before = cached?.resourceVersion
+            let deployments = caches.deployments
+            if deployments.get(key)?.resourceVersion != before {
+                memories.forgetEcho(key, version: version)
+            } else if reconciling.load(ordering: .relaxed) == 1 {
+                // Nothing else to do: let the API server deliver the Deployment to its watchers (the
+                // Deployment controller, which starts the pods) before the status write competes with it
+                // for the server's CPU. Under load the status is written at once, as always.
+                await memories.awaitDelivery(key, within: Self.deliveryWait) { deployments.get(key)?.resourceVersion != before }
+            }
         } else if let cached, !cached.specIsSummary, decision == .upToDate {
             if caches.settleDeployment(key, at: cached.resourceVersion) { memories.deploymentSettled(key) }
         }
