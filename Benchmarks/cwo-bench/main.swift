@@ -168,13 +168,16 @@ func listAllAgain<T: Decodable & Sendable>(_ resource: Resource, namespace: Stri
 // MARK: 0. the desired-state build alone, in this process: what a reconcile computes for a new workload
 // (the policy, its digest for the comparison, the Deployment), on one core, before any cluster runs.
 do {
-    var object = workload("w-0")
-    object["metadata"]?["namespace"] = "bench"
-    object["metadata"]?["generation"] = 1
-    let parsed = try object.decode(as: ConfidentialWorkload.self).compacted().expanded()
+    // A workload of its own name for every build, as cwo meets them (nothing keyed by the name is reused).
+    let parsedWorkloads = try (0..<(options.builds + 100)).map { round in
+        var object = workload("w-\(round)")
+        object["metadata"]?["namespace"] = "bench"
+        object["metadata"]?["generation"] = 1
+        return try object.decode(as: ConfidentialWorkload.self).compacted().expanded()
+    }
     let context = BuildContext(nativeSidecars: true)
     var micros: [Double] = []
-    for round in 0..<(options.builds + 100) {
+    for (round, parsed) in parsedWorkloads.enumerated() {
         let start = ContinuousClock.now
         let built = DesiredState.build(parsed, context: context)
         let comparable = built.map(\.comparable)
