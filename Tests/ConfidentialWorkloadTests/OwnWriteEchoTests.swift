@@ -57,10 +57,14 @@ struct OwnWriteEchoTests {
                 return ContinuousClock.now - start
             }
             group.addTask {
-                memories.childEvent(key, Resource.configMaps.plural)
-                memories.childEvent(ObjectKey(namespace: "team", name: "other"), Resource.deployments.plural)
-                try? await Task.sleep(for: .milliseconds(200))
-                // Again until the wait ends: the waiter may not have registered at the first one.
+                // For 200 ms, events that must not end the wait (sent again and again, so that some surely
+                // come while it waits): another child of the workload, another workload's Deployment.
+                while !Task.isCancelled, ContinuousClock.now - start < .milliseconds(200) {
+                    memories.childEvent(key, Resource.configMaps.plural)
+                    memories.childEvent(ObjectKey(namespace: "team", name: "other"), Resource.deployments.plural)
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
+                // Then the workload's Deployment, again until the wait ends.
                 while !Task.isCancelled {
                     memories.childEvent(key, Resource.deployments.plural)
                     try? await Task.sleep(for: .milliseconds(10))
