@@ -156,11 +156,26 @@ final class Harness: Sendable {
     }
 
     /// Waits until the workload's status was written for its current generation and `check` holds.
+    /// The live Deployment's generation, what its controller observed, and its version (for timeouts' messages).
+    func deploymentState(_ name: String) async -> String {
+        guard let deployment = try? await self.deployment(name) else { return "none" }
+        let observed = deployment.raw[path: ["status", "observedGeneration"]].map { "\($0)" } ?? "-"
+        return "generation \(deployment.metadata.generation.map(String.init) ?? "-"), observed \(observed), resourceVersion \(deployment.metadata.resourceVersion ?? "-")"
+    }
+
     func waitForStatus(_ name: String, _ what: String, timeout: Duration = .seconds(15), _ check: @escaping @Sendable (WorkloadStatus) -> Bool) async throws -> ConfidentialWorkload {
-        try await eventually(timeout: timeout, "\(name): \(what)") { () -> ConfidentialWorkload? in
-            let workload = try await self.workload(name)
-            guard let status = workload.status, status.observedGeneration == workload.metadata.generation, check(status) else { return nil }
-            return workload
+        do {
+            return try await eventually(timeout: timeout, "\(name): \(what)") { () -> ConfidentialWorkload? in
+                let workload = try await self.workload(name)
+                guard let status = workload.status, status.observedGeneration == workload.metadata.generation, check(status) else { return nil }
+                return workload
+            }
+        } catch let error as TestClusterError {
+            // Say what the workload last showed: a timeout alone does not tell a slow server from a wrong status.
+            let last = try? await workload(name)
+            let conditions = last?.status?.conditions?.map { "\($0.type)=\($0.status.rawValue) \($0.reason): \($0.message)" } ?? []
+            throw TestClusterError(message: error.message + "; last seen: generation \(last?.metadata.generation.map(String.init) ?? "-"), observed "
+                + "\(last?.status?.observedGeneration.map(String.init) ?? "-"), conditions \(conditions); its Deployment: \(await deploymentState(name))")
         }
     }
 }
