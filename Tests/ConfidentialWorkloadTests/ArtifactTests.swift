@@ -61,6 +61,31 @@ import TestSupport
         #expect(before != after)
     }
 
+    /// The policy's hash is status.policyHash; PolicyReady's message, without it, is the same for every
+    /// workload of one shape (and held once in cwo's cache, not once per workload).
+    @Test func policyReadySaysTheSameForWorkloadsOfOneShape() throws {
+        var first = try Self.sample("secure-processor")
+        var second = first
+        second.metadata.name = "other"
+        second.metadata.namespace = "elsewhere"
+        let states = try [first, second].map { try DesiredState.build($0).get() }
+        #expect(states[0].policy.hash != states[1].policy.hash, "the name and namespace are in the policy")
+        let messages = states.map { $0.conditions.first { $0.type == ConditionType.policyReady }?.message }
+        #expect(messages[0] != nil && messages[0] == messages[1])
+        #expect(messages[0]?.hasPrefix("generated policy; not enforced: ") == true)
+        // A provided or allow-all policy's message leaves its hash out as well.
+        first.spec?["policy"] = ["mode": "AllowAll", "allowInsecure": true]
+        let allowAll = try DesiredState.build(first).get()
+        let insecure = try #require(allowAll.conditions.first { $0.type == ConditionType.policyReady })
+        #expect(insecure.reason == "AllowAllInsecure" && !insecure.message.contains(allowAll.policy.hash))
+        var context = BuildContext()
+        context.providedPolicy = "package agent_policy\ndefault CreateContainerRequest := true\n"
+        first.spec?["policy"] = ["mode": "Provided", "configMapRef": ["name": "p", "key": "policy.rego"]]
+        let provided = try DesiredState.build(first, context: context).get()
+        let given = try #require(provided.conditions.first { $0.type == ConditionType.policyReady })
+        #expect(given.message.hasPrefix("provided policy from ConfigMap p") && !given.message.contains(provided.policy.hash))
+    }
+
     @Test func attestationContainerAsTheAKSGuideWiresIt() throws {
         let state = try DesiredState.build(try Self.sample("secure-processor")).get()
         let podSpec = try #require(state.deployment[path: ["spec", "template", "spec"]])

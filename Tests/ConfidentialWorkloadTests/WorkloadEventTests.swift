@@ -53,6 +53,15 @@ import Testing
         #expect(events.last?.note == "no limits")
     }
 
+    @Test func aNewPolicyWithTheSameMessageWarnsAgain() {
+        let before = status(hash: "a", mode: "AllowAll", [("PolicyReady", .true, "AllowAllInsecure", "INSECURE; warnings: no limits")])
+        var after = before
+        after.policyHash = "b"
+        #expect(WorkloadEvent.transitions(from: before, to: before, specErrors: nil, warnings: ["no limits"]).isEmpty)
+        #expect(WorkloadEvent.transitions(from: before, to: after, specErrors: nil, warnings: ["no limits"]).map(\.reason)
+            == ["PolicyGenerated", "RolloutStarted", "InsecurePolicy", "SpecWarning"])
+    }
+
     @Test func aKeyReleaseFailureIsSaidOncePerReason() {
         let failing = status([("KeyReleaseBound", .false, "KeyVaultForbidden", "no role")])
         #expect(WorkloadEvent.transitions(from: nil, to: failing, specErrors: nil, warnings: []) == [.keyReleaseFailed(reason: "KeyVaultForbidden", message: "no role")])

@@ -192,13 +192,15 @@ public enum ArtifactConditions {
         switch state.policy.mode {
         case .generated:
             policyReason = Reason.policyGenerated
-            policyMessage = "generated policy \(state.policy.hash)"
+            // The hash is status.policyHash: kept out of the message, which is then the same for every
+            // workload of one shape, and shared by cwo's cache rather than held once per workload.
+            policyMessage = "generated policy"
         case .provided:
             policyReason = Reason.policyProvided
-            policyMessage = "provided policy \(state.policy.hash) from ConfigMap \(spec.policy.configMapName ?? "")"
+            policyMessage = "provided policy from ConfigMap \(spec.policy.configMapName ?? "")"
         case .allowAll:
             policyReason = Reason.allowAllInsecure
-            policyMessage = "INSECURE: the allow-all policy \(state.policy.hash) lets the host run anything in the VM"
+            policyMessage = "INSECURE: the allow-all policy lets the host run anything in the VM"
         }
         if !state.policy.limits.isEmpty { policyMessage += "; not enforced: " + state.policy.limits.joined(separator: "; ") }
         if state.policy.mode == .generated {

@@ -112,7 +112,10 @@ enum WorkloadEvent: Sendable, Equatable {
                 events.append(.imageDigestChanged(container: image.name, reference: image.reference, digest: image.digest, previous: before.digest))
             }
         }
-        if let policy = new.condition(ConditionType.policyReady), policy.message != old?.condition(ConditionType.policyReady)?.message {
+        // Said again for each new policy (its hash is not in the message).
+        if let policy = new.condition(ConditionType.policyReady),
+            policy.message != old?.condition(ConditionType.policyReady)?.message || new.policyHash != old?.policyHash
+        {
             if policy.reason == Reason.allowAllInsecure { events.append(.insecurePolicy(message: policy.message)) }
             if !warnings.isEmpty { events.append(.specWarning(warnings)) }
         }
