@@ -155,7 +155,6 @@ final class Harness: Sendable {
         }
     }
 
-    /// Waits until the workload's status was written for its current generation and `check` holds.
     /// The live Deployment's generation, what its controller observed, and its version (for timeouts' messages).
     func deploymentState(_ name: String) async -> String {
         guard let deployment = try? await self.deployment(name) else { return "none" }
@@ -163,6 +162,8 @@ final class Harness: Sendable {
         return "generation \(deployment.metadata.generation.map(String.init) ?? "-"), observed \(observed), resourceVersion \(deployment.metadata.resourceVersion ?? "-")"
     }
 
+    /// Waits until the workload's status was written for its current generation and `check` holds; a
+    /// timeout says what the workload and its Deployment last showed.
     func waitForStatus(_ name: String, _ what: String, timeout: Duration = .seconds(15), _ check: @escaping @Sendable (WorkloadStatus) -> Bool) async throws -> ConfidentialWorkload {
         do {
             return try await eventually(timeout: timeout, "\(name): \(what)") { () -> ConfidentialWorkload? in
