@@ -94,7 +94,11 @@ public struct WorkloadStatus: Codable, Sendable, Hashable {
     public var deploymentName: String?
     public var replicas: Int?
     public var readyReplicas: Int?
-    public var policyHash: String?
+    /// Held as 32 bytes (see `CompactDigest`): every cached workload has one, unique to it.
+    public var policyHash: String? {
+        get { storedPolicyHash?.text }
+        set { storedPolicyHash = newValue.map(CompactDigest.init) }
+    }
     public var policyMode: String?
     public var keyRelease: KeyReleaseStatus?
     /// AKS or CoCo.
@@ -105,8 +109,46 @@ public struct WorkloadStatus: Codable, Sendable, Hashable {
     /// With image resolution on: the digest each container's image resolved to.
     public var images: [ImageStatus]?
     public var conditions: [Condition]?
+    private var storedPolicyHash: CompactDigest?
 
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case observedGeneration, deploymentName, replicas, readyReplicas, policyHash, policyMode, keyRelease, platform, initDataDigest,
+            teeRegister, images, conditions
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        observedGeneration = try container.decodeIfPresent(Int64.self, forKey: .observedGeneration)
+        deploymentName = try container.decodeIfPresent(String.self, forKey: .deploymentName)
+        replicas = try container.decodeIfPresent(Int.self, forKey: .replicas)
+        readyReplicas = try container.decodeIfPresent(Int.self, forKey: .readyReplicas)
+        policyHash = try container.decodeIfPresent(String.self, forKey: .policyHash)
+        policyMode = try container.decodeIfPresent(String.self, forKey: .policyMode)
+        keyRelease = try container.decodeIfPresent(KeyReleaseStatus.self, forKey: .keyRelease)
+        platform = try container.decodeIfPresent(String.self, forKey: .platform)
+        initDataDigest = try container.decodeIfPresent(String.self, forKey: .initDataDigest)
+        teeRegister = try container.decodeIfPresent(TEERegister.self, forKey: .teeRegister)
+        images = try container.decodeIfPresent([ImageStatus].self, forKey: .images)
+        conditions = try container.decodeIfPresent([Condition].self, forKey: .conditions)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(observedGeneration, forKey: .observedGeneration)
+        try container.encodeIfPresent(deploymentName, forKey: .deploymentName)
+        try container.encodeIfPresent(replicas, forKey: .replicas)
+        try container.encodeIfPresent(readyReplicas, forKey: .readyReplicas)
+        try container.encodeIfPresent(policyHash, forKey: .policyHash)
+        try container.encodeIfPresent(policyMode, forKey: .policyMode)
+        try container.encodeIfPresent(keyRelease, forKey: .keyRelease)
+        try container.encodeIfPresent(platform, forKey: .platform)
+        try container.encodeIfPresent(initDataDigest, forKey: .initDataDigest)
+        try container.encodeIfPresent(teeRegister, forKey: .teeRegister)
+        try container.encodeIfPresent(images, forKey: .images)
+        try container.encodeIfPresent(conditions, forKey: .conditions)
+    }
 
     public func condition(_ type: String) -> Condition? {
         conditions?.first { $0.type == type }

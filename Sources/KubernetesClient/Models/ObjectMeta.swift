@@ -3,7 +3,11 @@ public struct ObjectMeta: Codable, Sendable, Hashable {
     public var name: String?
     public var generateName: String?
     public var namespace: String?
-    public var uid: String?
+    /// Held as 16 bytes when it is a UUID (see `CompactUID`); read, it is the text the server sent.
+    public var uid: String? {
+        get { storedUID?.text }
+        set { storedUID = newValue.map(CompactUID.init) }
+    }
     public var resourceVersion: String?
     public var generation: Int64?
     public var creationTimestamp: String?
@@ -13,6 +17,7 @@ public struct ObjectMeta: Codable, Sendable, Hashable {
     public var ownerReferences: [OwnerReference]?
     public var finalizers: [String]?
     public var managedFields: [ManagedFieldsEntry]?
+    private var storedUID: CompactUID?
 
     public init(
         name: String? = nil, namespace: String? = nil, labels: [String: String]? = nil,
@@ -24,13 +29,57 @@ public struct ObjectMeta: Codable, Sendable, Hashable {
         self.annotations = annotations
         self.ownerReferences = ownerReferences
     }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, generateName, namespace, uid, resourceVersion, generation, creationTimestamp, deletionTimestamp, labels,
+            annotations, ownerReferences, finalizers, managedFields
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decodeIfPresent(String.self, forKey: .name)
+        generateName = try container.decodeIfPresent(String.self, forKey: .generateName)
+        namespace = try container.decodeIfPresent(String.self, forKey: .namespace)
+        uid = try container.decodeIfPresent(String.self, forKey: .uid)
+        resourceVersion = try container.decodeIfPresent(String.self, forKey: .resourceVersion)
+        generation = try container.decodeIfPresent(Int64.self, forKey: .generation)
+        creationTimestamp = try container.decodeIfPresent(String.self, forKey: .creationTimestamp)
+        deletionTimestamp = try container.decodeIfPresent(String.self, forKey: .deletionTimestamp)
+        labels = try container.decodeIfPresent([String: String].self, forKey: .labels)
+        annotations = try container.decodeIfPresent([String: String].self, forKey: .annotations)
+        ownerReferences = try container.decodeIfPresent([OwnerReference].self, forKey: .ownerReferences)
+        finalizers = try container.decodeIfPresent([String].self, forKey: .finalizers)
+        managedFields = try container.decodeIfPresent([ManagedFieldsEntry].self, forKey: .managedFields)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(name, forKey: .name)
+        try container.encodeIfPresent(generateName, forKey: .generateName)
+        try container.encodeIfPresent(namespace, forKey: .namespace)
+        try container.encodeIfPresent(uid, forKey: .uid)
+        try container.encodeIfPresent(resourceVersion, forKey: .resourceVersion)
+        try container.encodeIfPresent(generation, forKey: .generation)
+        try container.encodeIfPresent(creationTimestamp, forKey: .creationTimestamp)
+        try container.encodeIfPresent(deletionTimestamp, forKey: .deletionTimestamp)
+        try container.encodeIfPresent(labels, forKey: .labels)
+        try container.encodeIfPresent(annotations, forKey: .annotations)
+        try container.encodeIfPresent(ownerReferences, forKey: .ownerReferences)
+        try container.encodeIfPresent(finalizers, forKey: .finalizers)
+        try container.encodeIfPresent(managedFields, forKey: .managedFields)
+    }
 }
 
 public struct OwnerReference: Codable, Sendable, Hashable {
     public var apiVersion: String
     public var kind: String
     public var name: String
-    public var uid: String
+    /// Held as 16 bytes when it is a UUID (see `CompactUID`).
+    public var uid: String {
+        get { storedUID.text }
+        set { storedUID = CompactUID(newValue) }
+    }
+    private var storedUID: CompactUID
     public var controller: Bool?
     public var blockOwnerDeletion: Bool?
 
@@ -38,9 +87,30 @@ public struct OwnerReference: Codable, Sendable, Hashable {
         self.apiVersion = apiVersion
         self.kind = kind
         self.name = name
-        self.uid = uid
+        self.storedUID = CompactUID(uid)
         self.controller = controller
         self.blockOwnerDeletion = blockOwnerDeletion
+    }
+
+    private enum CodingKeys: String, CodingKey { case apiVersion, kind, name, uid, controller, blockOwnerDeletion }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        try self.init(
+            apiVersion: container.decode(String.self, forKey: .apiVersion), kind: container.decode(String.self, forKey: .kind),
+            name: container.decode(String.self, forKey: .name), uid: container.decode(String.self, forKey: .uid),
+            controller: container.decodeIfPresent(Bool.self, forKey: .controller),
+            blockOwnerDeletion: container.decodeIfPresent(Bool.self, forKey: .blockOwnerDeletion))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(apiVersion, forKey: .apiVersion)
+        try container.encode(kind, forKey: .kind)
+        try container.encode(name, forKey: .name)
+        try container.encode(uid, forKey: .uid)
+        try container.encodeIfPresent(controller, forKey: .controller)
+        try container.encodeIfPresent(blockOwnerDeletion, forKey: .blockOwnerDeletion)
     }
 }
 

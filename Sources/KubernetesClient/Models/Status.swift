@@ -36,8 +36,10 @@ public struct StatusCause: Codable, Sendable, Hashable {
 /// `metav1.Condition`.
 public struct Condition: Codable, Sendable, Hashable {
     public var type: String
-    public var status: ConditionStatus
+    // `status` after `observedGeneration` fills the optional's padding: 80 bytes a condition, not 88
+    // (a cached workload holds six or seven).
     public var observedGeneration: Int64?
+    public var status: ConditionStatus
     public var lastTransitionTime: String
     public var reason: String
     public var message: String
