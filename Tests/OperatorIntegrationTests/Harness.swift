@@ -87,7 +87,7 @@ final class Harness: Sendable {
     }
 
     /// Waits until the live Deployment holds exactly what cwo renders for the workload, and returns it.
-    func waitForRenderedDeployment(_ name: String, timeout: Duration = .seconds(10)) async throws -> UntypedObject {
+    func waitForRenderedDeployment(_ name: String, timeout: Duration = .seconds(20)) async throws -> UntypedObject {
         let desired = try await rendered(name).deployment
         return try await eventually(timeout: timeout, "\(name): the Deployment as rendered") { () -> UntypedObject? in
             guard let live = try await self.deployment(name),
@@ -164,7 +164,7 @@ final class Harness: Sendable {
 
     /// Waits until the workload's status was written for its current generation and `check` holds; a
     /// timeout says what the workload and its Deployment last showed.
-    func waitForStatus(_ name: String, _ what: String, timeout: Duration = .seconds(15), _ check: @escaping @Sendable (WorkloadStatus) -> Bool) async throws -> ConfidentialWorkload {
+    func waitForStatus(_ name: String, _ what: String, timeout: Duration = .seconds(30), _ check: @escaping @Sendable (WorkloadStatus) -> Bool) async throws -> ConfidentialWorkload {
         do {
             return try await eventually(timeout: timeout, "\(name): \(what)") { () -> ConfidentialWorkload? in
                 let workload = try await self.workload(name)

@@ -98,6 +98,7 @@ private actor SharedCluster {
             // Installed up front so the garbage collector's 30 s discovery sees the kind early.
             let client = try cluster.adminClient()
             try await cluster.installCRDs(client)
+            try await cluster.waitForDeploymentController(client)
             try? await client.shutdown()
             return cluster
         }
@@ -155,6 +156,27 @@ extension TestCluster {
     }
 
     /// Applies every CRD in `crds/` and waits until the server serves them.
+    /// Waits until the Deployment controller handles a Deployment: its informers sync after the control
+    /// plane is up (seconds on two busy cores), and a test's first Deployment would wait for them inside
+    /// that test's time limit. Call it after `installCRDs`: the API server's owner-reference admission
+    /// maps kinds from its discovery as it stood at the first object it checks (refreshed every 30 s),
+    /// and the probe's ReplicaSet is that object.
+    public func waitForDeploymentController(_ client: KubeClient) async throws {
+        let name = "controller-probe"
+        let labels: JSONValue = ["app": .string(name)]
+        let probe: JSONValue = [
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": .string(name)],
+            "spec": ["replicas": 0, "selector": ["matchLabels": labels],
+                     "template": ["metadata": ["labels": labels], "spec": ["containers": [["name": "probe", "image": "probe"]]]]],
+        ]
+        let _: UntypedObject = try await client.create(.deployments, namespace: "kube-system", try UntypedObject(probe))
+        _ = try await eventually(timeout: .seconds(120), interval: .milliseconds(100), "the Deployment controller to handle a Deployment") { () -> Bool? in
+            let live: UntypedObject = try await client.get(.deployments, namespace: "kube-system", name: name)
+            return live.raw[path: ["status", "observedGeneration"]] == 1 ? true : nil
+        }
+        _ = try? await client.delete(.deployments, namespace: "kube-system", name: name)
+    }
+
     public func installCRDs(_ client: KubeClient) async throws {
         let folder = Self.packageRoot + "/crds"
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".yaml") }.sorted()
