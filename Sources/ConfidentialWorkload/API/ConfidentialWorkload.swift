@@ -113,41 +113,10 @@ public struct WorkloadStatus: Codable, Sendable, Hashable {
 
     public init() {}
 
+    /// The synthesized coding, with the hash under its own name.
     private enum CodingKeys: String, CodingKey {
-        case observedGeneration, deploymentName, replicas, readyReplicas, policyHash, policyMode, keyRelease, platform, initDataDigest,
-            teeRegister, images, conditions
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        observedGeneration = try container.decodeIfPresent(Int64.self, forKey: .observedGeneration)
-        deploymentName = try container.decodeIfPresent(String.self, forKey: .deploymentName)
-        replicas = try container.decodeIfPresent(Int.self, forKey: .replicas)
-        readyReplicas = try container.decodeIfPresent(Int.self, forKey: .readyReplicas)
-        policyHash = try container.decodeIfPresent(String.self, forKey: .policyHash)
-        policyMode = try container.decodeIfPresent(String.self, forKey: .policyMode)
-        keyRelease = try container.decodeIfPresent(KeyReleaseStatus.self, forKey: .keyRelease)
-        platform = try container.decodeIfPresent(String.self, forKey: .platform)
-        initDataDigest = try container.decodeIfPresent(String.self, forKey: .initDataDigest)
-        teeRegister = try container.decodeIfPresent(TEERegister.self, forKey: .teeRegister)
-        images = try container.decodeIfPresent([ImageStatus].self, forKey: .images)
-        conditions = try container.decodeIfPresent([Condition].self, forKey: .conditions)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encodeIfPresent(observedGeneration, forKey: .observedGeneration)
-        try container.encodeIfPresent(deploymentName, forKey: .deploymentName)
-        try container.encodeIfPresent(replicas, forKey: .replicas)
-        try container.encodeIfPresent(readyReplicas, forKey: .readyReplicas)
-        try container.encodeIfPresent(policyHash, forKey: .policyHash)
-        try container.encodeIfPresent(policyMode, forKey: .policyMode)
-        try container.encodeIfPresent(keyRelease, forKey: .keyRelease)
-        try container.encodeIfPresent(platform, forKey: .platform)
-        try container.encodeIfPresent(initDataDigest, forKey: .initDataDigest)
-        try container.encodeIfPresent(teeRegister, forKey: .teeRegister)
-        try container.encodeIfPresent(images, forKey: .images)
-        try container.encodeIfPresent(conditions, forKey: .conditions)
+        case observedGeneration, deploymentName, replicas, readyReplicas, storedPolicyHash = "policyHash", policyMode, keyRelease, platform,
+            initDataDigest, teeRegister, images, conditions
     }
 
     public func condition(_ type: String) -> Condition? {

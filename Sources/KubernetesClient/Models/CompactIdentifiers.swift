@@ -1,8 +1,8 @@
 /// An object's UID held in 16 bytes: the API server writes UIDs as RFC 4122 UUIDs (36 lowercase
 /// characters), which a `String` keeps on the heap (80 bytes with its header); a cache holds three per
 /// workload (the workload's, its Deployment's and the Deployment's owner reference). Text in any other
-/// form is kept as it is, so reading it back always gives the text that was stored.
-struct CompactUID: Sendable, Hashable {
+/// form is kept as it is, so reading it back always gives the text that was stored. Coded as that text.
+struct CompactUID: Sendable, Hashable, Codable {
     private enum Storage: Sendable, Hashable {
         case uuid(UInt64, UInt64)
         case text(String)
@@ -24,11 +24,18 @@ struct CompactUID: Sendable, Hashable {
 
     /// Where a UUID's dashes are: after its 8th, 12th, 16th and 20th hex digit.
     private static let dashes = [8, 13, 18, 23]
+
+    init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
+    }
 }
 
 /// A SHA-256 digest written as 64 lowercase hex characters (a policy hash, an initdata digest) held in
-/// 32 bytes instead of a 112-byte heap string; any other text is kept as it is.
-public struct CompactDigest: Sendable, Hashable {
+/// 32 bytes instead of a 112-byte heap string; any other text is kept as it is. Coded as that text.
+public struct CompactDigest: Sendable, Hashable, Codable {
     private enum Storage: Sendable, Hashable {
         case sha256(UInt64, UInt64, UInt64, UInt64)
         case text(String)
@@ -46,6 +53,13 @@ public struct CompactDigest: Sendable, Hashable {
         case .text(let text): text
         case .sha256(let a, let b, let c, let d): LowercaseHex.format([a, b, c, d], dashes: [])
         }
+    }
+
+    public init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
     }
 }
 

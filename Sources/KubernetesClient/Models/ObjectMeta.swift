@@ -30,43 +30,10 @@ public struct ObjectMeta: Codable, Sendable, Hashable {
         self.ownerReferences = ownerReferences
     }
 
+    /// The synthesized coding, with the UID under its own name.
     private enum CodingKeys: String, CodingKey {
-        case name, generateName, namespace, uid, resourceVersion, generation, creationTimestamp, deletionTimestamp, labels,
-            annotations, ownerReferences, finalizers, managedFields
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        name = try container.decodeIfPresent(String.self, forKey: .name)
-        generateName = try container.decodeIfPresent(String.self, forKey: .generateName)
-        namespace = try container.decodeIfPresent(String.self, forKey: .namespace)
-        uid = try container.decodeIfPresent(String.self, forKey: .uid)
-        resourceVersion = try container.decodeIfPresent(String.self, forKey: .resourceVersion)
-        generation = try container.decodeIfPresent(Int64.self, forKey: .generation)
-        creationTimestamp = try container.decodeIfPresent(String.self, forKey: .creationTimestamp)
-        deletionTimestamp = try container.decodeIfPresent(String.self, forKey: .deletionTimestamp)
-        labels = try container.decodeIfPresent([String: String].self, forKey: .labels)
-        annotations = try container.decodeIfPresent([String: String].self, forKey: .annotations)
-        ownerReferences = try container.decodeIfPresent([OwnerReference].self, forKey: .ownerReferences)
-        finalizers = try container.decodeIfPresent([String].self, forKey: .finalizers)
-        managedFields = try container.decodeIfPresent([ManagedFieldsEntry].self, forKey: .managedFields)
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encodeIfPresent(name, forKey: .name)
-        try container.encodeIfPresent(generateName, forKey: .generateName)
-        try container.encodeIfPresent(namespace, forKey: .namespace)
-        try container.encodeIfPresent(uid, forKey: .uid)
-        try container.encodeIfPresent(resourceVersion, forKey: .resourceVersion)
-        try container.encodeIfPresent(generation, forKey: .generation)
-        try container.encodeIfPresent(creationTimestamp, forKey: .creationTimestamp)
-        try container.encodeIfPresent(deletionTimestamp, forKey: .deletionTimestamp)
-        try container.encodeIfPresent(labels, forKey: .labels)
-        try container.encodeIfPresent(annotations, forKey: .annotations)
-        try container.encodeIfPresent(ownerReferences, forKey: .ownerReferences)
-        try container.encodeIfPresent(finalizers, forKey: .finalizers)
-        try container.encodeIfPresent(managedFields, forKey: .managedFields)
+        case name, generateName, namespace, storedUID = "uid", resourceVersion, generation, creationTimestamp, deletionTimestamp,
+            labels, annotations, ownerReferences, finalizers, managedFields
     }
 }
 
@@ -92,26 +59,7 @@ public struct OwnerReference: Codable, Sendable, Hashable {
         self.blockOwnerDeletion = blockOwnerDeletion
     }
 
-    private enum CodingKeys: String, CodingKey { case apiVersion, kind, name, uid, controller, blockOwnerDeletion }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        try self.init(
-            apiVersion: container.decode(String.self, forKey: .apiVersion), kind: container.decode(String.self, forKey: .kind),
-            name: container.decode(String.self, forKey: .name), uid: container.decode(String.self, forKey: .uid),
-            controller: container.decodeIfPresent(Bool.self, forKey: .controller),
-            blockOwnerDeletion: container.decodeIfPresent(Bool.self, forKey: .blockOwnerDeletion))
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(apiVersion, forKey: .apiVersion)
-        try container.encode(kind, forKey: .kind)
-        try container.encode(name, forKey: .name)
-        try container.encode(uid, forKey: .uid)
-        try container.encodeIfPresent(controller, forKey: .controller)
-        try container.encodeIfPresent(blockOwnerDeletion, forKey: .blockOwnerDeletion)
-    }
+    private enum CodingKeys: String, CodingKey { case apiVersion, kind, name, storedUID = "uid", controller, blockOwnerDeletion }
 }
 
 public struct ManagedFieldsEntry: Codable, Sendable, Hashable {
