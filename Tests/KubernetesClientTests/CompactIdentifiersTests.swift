@@ -12,6 +12,11 @@ struct CompactIdentifiersTests {
     ])
     func aUIDReadsBackAsWritten(_ text: String) {
         #expect(CompactUID(text).text == text)
+        // Only the API server's form (36 characters, lowercase hex, dashes at 8, 13, 18, 23) is packed.
+        let canonical = text.utf8.count == 36 && text.utf8.enumerated().allSatisfy { offset, byte in
+            [8, 13, 18, 23].contains(offset) ? byte == UInt8(ascii: "-") : (byte >= 48 && byte <= 57) || (byte >= 97 && byte <= 102)
+        }
+        #expect(CompactUID(text).isPacked == canonical)
     }
 
     @Test func uidsAreEqualExactlyWhenTheirTextIs() {
@@ -28,6 +33,7 @@ struct CompactIdentifiersTests {
     ])
     func aDigestReadsBackAsWritten(_ text: String) {
         #expect(CompactDigest(text).text == text)
+        #expect(CompactDigest(text).isPacked == (text.utf8.count == 64 && text.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }))
         #expect(CompactDigest(text) == CompactDigest(text))
     }
 

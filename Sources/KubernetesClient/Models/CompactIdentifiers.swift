@@ -11,19 +11,21 @@ struct CompactUID: Sendable, Hashable, Codable {
     private let storage: Storage
 
     init(_ text: String) {
-        var words: [UInt64] = []
-        storage = LowercaseHex.parse(text, words: 2, dashes: Self.dashes, into: &words) ? .uuid(words[0], words[1]) : .text(text)
+        if let words = LowercaseHex.parse(text, words: 2, dashes: Self.dashes) { storage = .uuid(words.0, words.1) } else { storage = .text(text) }
     }
 
     var text: String {
         switch storage {
         case .text(let text): text
-        case .uuid(let high, let low): LowercaseHex.format([high, low], dashes: Self.dashes)
+        case .uuid(let high, let low): LowercaseHex.format((high, low, 0, 0), words: 2, dashes: Self.dashes)
         }
     }
 
-    /// Where a UUID's dashes are: after its 8th, 12th, 16th and 20th hex digit.
-    private static let dashes = [8, 13, 18, 23]
+    /// Whether the UID is held as 16 bytes (it has the API server's form), not as text.
+    var isPacked: Bool { if case .uuid = storage { true } else { false } }
+
+    /// Where a UUID's dashes are: after its 8th, 12th, 16th and 20th hex digit (offsets 8, 13, 18, 23).
+    private static let dashes: UInt64 = 1 << 8 | 1 << 13 | 1 << 18 | 1 << 23
 
     init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
 
@@ -44,16 +46,18 @@ public struct CompactDigest: Sendable, Hashable, Codable {
     private let storage: Storage
 
     public init(_ text: String) {
-        var words: [UInt64] = []
-        storage = LowercaseHex.parse(text, words: 4, dashes: [], into: &words) ? .sha256(words[0], words[1], words[2], words[3]) : .text(text)
+        if let words = LowercaseHex.parse(text, words: 4, dashes: 0) { storage = .sha256(words.0, words.1, words.2, words.3) } else { storage = .text(text) }
     }
 
     public var text: String {
         switch storage {
         case .text(let text): text
-        case .sha256(let a, let b, let c, let d): LowercaseHex.format([a, b, c, d], dashes: [])
+        case .sha256(let a, let b, let c, let d): LowercaseHex.format((a, b, c, d), words: 4, dashes: 0)
         }
     }
+
+    /// Whether the digest is held as 32 bytes (64 lowercase hex digits), not as text.
+    var isPacked: Bool { if case .sha256 = storage { true } else { false } }
 
     public init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
 
@@ -63,45 +67,60 @@ public struct CompactDigest: Sendable, Hashable, Codable {
     }
 }
 
-/// Lowercase hex digits (with dashes at fixed offsets) read into and written from 64-bit words, most
-/// significant digit first: uppercase digits are not read, as they would not be written back the same.
+/// Lowercase hex digits (with dashes at fixed offsets) read into and written from up to four 64-bit
+/// words, most significant digit first: uppercase digits are not read, as they would not be written back
+/// the same. Dash offsets are a bit mask (bit n: a dash at offset n). Nothing is allocated but the text
+/// that `format` returns.
 enum LowercaseHex {
-    static func parse(_ text: String, words count: Int, dashes: [Int], into words: inout [UInt64]) -> Bool {
-        let utf8 = text.utf8
-        guard utf8.count == count * 16 + dashes.count else { return false }
-        words = [UInt64](repeating: 0, count: count)
-        var digit = 0
-        for (offset, byte) in utf8.enumerated() {
-            if dashes.contains(offset) {
-                guard byte == UInt8(ascii: "-") else { return false }
-                continue
+    typealias Words = (UInt64, UInt64, UInt64, UInt64)
+
+    static func parse(_ text: String, words count: Int, dashes: UInt64) -> Words? {
+        var text = text
+        return text.withUTF8 { bytes -> Words? in
+            guard bytes.count == count * 16 + dashes.nonzeroBitCount else { return nil }
+            var words: Words = (0, 0, 0, 0)
+            let read = withUnsafeMutableBytes(of: &words) { raw -> Bool in
+                let words = raw.bindMemory(to: UInt64.self)
+                var digit = 0
+                for offset in bytes.indices {
+                    let byte = bytes[offset]
+                    if dashes >> UInt64(offset) & 1 == 1 {
+                        guard byte == UInt8(ascii: "-") else { return false }
+                        continue
+                    }
+                    let nibble: UInt8
+                    switch byte {
+                    case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = byte - UInt8(ascii: "0")
+                    case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = byte - UInt8(ascii: "a") + 10
+                    default: return false
+                    }
+                    words[digit / 16] = words[digit / 16] << 4 | UInt64(nibble)
+                    digit += 1
+                }
+                return true
             }
-            let nibble: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = byte - UInt8(ascii: "a") + 10
-            default: return false
-            }
-            words[digit / 16] = words[digit / 16] << 4 | UInt64(nibble)
-            digit += 1
+            return read ? words : nil
         }
-        return true
     }
 
-    static func format(_ words: [UInt64], dashes: [Int]) -> String {
-        let length = words.count * 16 + dashes.count
-        return String(unsafeUninitializedCapacity: length) { buffer in
-            var digit = 0
-            for offset in 0..<length {
-                if dashes.contains(offset) {
-                    buffer[offset] = UInt8(ascii: "-")
-                    continue
+    static func format(_ words: Words, words count: Int, dashes: UInt64) -> String {
+        var words = words
+        let length = count * 16 + dashes.nonzeroBitCount
+        return withUnsafeBytes(of: &words) { raw in
+            let words = raw.bindMemory(to: UInt64.self)
+            return String(unsafeUninitializedCapacity: length) { buffer in
+                var digit = 0
+                for offset in 0..<length {
+                    if dashes >> UInt64(offset) & 1 == 1 {
+                        buffer[offset] = UInt8(ascii: "-")
+                        continue
+                    }
+                    let nibble = UInt8(truncatingIfNeeded: words[digit / 16] >> UInt64(60 - 4 * (digit % 16)) & 0xF)
+                    buffer[offset] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+                    digit += 1
                 }
-                let nibble = Int(words[digit / 16] >> UInt64(60 - 4 * (digit % 16)) & 0xF)
-                buffer[offset] = nibble < 10 ? UInt8(ascii: "0") + UInt8(nibble) : UInt8(ascii: "a") + UInt8(nibble - 10)
-                digit += 1
+                return length
             }
-            return length
         }
     }
 }
