@@ -149,17 +149,16 @@ struct ContainerExpectation {
     /// are in `policy_data.runtime`)
     /// and the storages its volumes need.
     private func volumeMounts(_ container: JSONValue) -> (mounts: [JSONValue], storages: [JSONValue]) {
-        let readWrite = ["rbind", "rprivate", "rw"]
         // A read-only root makes the pod's hostname and DNS files read-only too.
-        let rootAccess = container[path: ["securityContext", "readOnlyRootFilesystem"]]?.boolValue == true ? "ro" : "rw"
-        var mounts = ["/etc/hostname", "/etc/resolv.conf"].map { RuntimeFacts.copiedMount($0, options: ["rbind", "rprivate", rootAccess]) }
+        let readOnlyRoot = container[path: ["securityContext", "readOnlyRootFilesystem"]]?.boolValue == true
+        var mounts = ["/etc/hostname", "/etc/resolv.conf"].map { RuntimeFacts.copiedMount($0, readOnly: readOnlyRoot) }
         let terminationLog = container["terminationMessagePath"]?.stringValue ?? "/dev/termination-log"
-        mounts.append(RuntimeFacts.copiedMount(terminationLog, options: readWrite))
+        mounts.append(RuntimeFacts.copiedMount(terminationLog, readOnly: false))
         if podSpec["automountServiceAccountToken"]?.boolValue != false {
-            mounts.append(RuntimeFacts.copiedMount("/var/run/secrets/kubernetes.io/serviceaccount", options: ["rbind", "rprivate", "ro"]))
+            mounts.append(RuntimeFacts.copiedMount("/var/run/secrets/kubernetes.io/serviceaccount", readOnly: true))
         }
         if workloadIdentity {
-            mounts.append(RuntimeFacts.copiedMount("/var/run/secrets/azure/tokens", options: ["rbind", "rprivate", "ro"]))
+            mounts.append(RuntimeFacts.copiedMount("/var/run/secrets/azure/tokens", readOnly: true))
         }
         var volumes: [String: JSONValue] = [:]
         for volume in podSpec["volumes"]?.arrayValue ?? [] {
@@ -187,7 +186,7 @@ struct ContainerExpectation {
                 ])
             } else {
                 // ConfigMap, Secret, projected, downward API, host files: copied in by the runtime.
-                mounts.append(RuntimeFacts.copiedMount(destination, options: options))
+                mounts.append(RuntimeFacts.copiedMount(destination, readOnly: volumeMount["readOnly"]?.boolValue == true))
             }
         }
         return (mounts, storages)

@@ -44,6 +44,19 @@ enum RuntimeFacts {
         mount(destination, type: "bind", source: copiedFile(for: destination), options: options)
     }
 
+    /// A copied-in file's bind mount (`rbind`, `rprivate`, then `ro` or `rw`): those of the files every
+    /// container has (hostname, DNS, termination log, tokens) are written once, the rest when asked for.
+    static func copiedMount(_ destination: String, readOnly: Bool) -> JSONValue {
+        if let known = commonCopiedMounts[destination] { return readOnly ? known.readOnly : known.readWrite }
+        return copiedMount(destination, options: ["rbind", "rprivate", readOnly ? "ro" : "rw"])
+    }
+
+    private static let commonCopiedMounts: [String: (readOnly: JSONValue, readWrite: JSONValue)] = Dictionary(uniqueKeysWithValues:
+        ["/etc/hostname", "/etc/resolv.conf", "/dev/termination-log", "/var/run/secrets/kubernetes.io/serviceaccount",
+         "/var/run/secrets/azure/tokens"].map { destination in
+            (destination, (copiedMount(destination, options: ["rbind", "rprivate", "ro"]), copiedMount(destination, options: ["rbind", "rprivate", "rw"])))
+        })
+
     /// Mounts every container gets from the runtime (kernel filesystems and /dev/shm).
     static func systemMounts(privileged: Bool) -> [JSONValue] {
         let kernelOptions = ["nosuid", "noexec", "nodev"]
