@@ -18,7 +18,7 @@ struct ContainerExpectation {
 
     /// The pause container: the sandbox's first container, the same in every pod but for the pod's user and
     /// seccomp.
-    var pause: JSONValue {
+    var pause: CanonicalObject {
         var expectation = user(podUser(container: [:], defaultID: 65535))
         // The AKS node pulls its pause image itself too: its layers are pinned when the facts name them.
         let layers = HostPulledLayers.layers(images[HostPulledLayers.aksPauseImage]?.tarfsLayers ?? [])
@@ -38,7 +38,7 @@ struct ContainerExpectation {
     }
 
     /// A container of the template (init containers included).
-    func container(_ container: JSONValue) -> JSONValue {
+    func container(_ container: JSONValue) -> CanonicalObject {
         let security = container["securityContext"] ?? [:]
         let privileged = security["privileged"]?.boolValue ?? false
         let facts = images[container["image"]?.stringValue ?? ""]
@@ -96,7 +96,7 @@ struct ContainerExpectation {
         ])
     }
 
-    private func user(_ user: (uid: Int, gid: Int, groups: [Int])) -> [String: JSONValue] {
+    private func user(_ user: (uid: Int, gid: Int, groups: [Int])) -> CanonicalObject {
         ["uid": .number(Double(user.uid)), "gid": .number(Double(user.gid)), "additional_gids": .array(user.groups.map { .number(Double($0)) })]
     }
 
@@ -308,8 +308,4 @@ struct Environment {
         default: return #"^[0-9A-Fa-f.:,]+$"# // status.podIP(s), status.hostIP(s)
         }
     }
-}
-
-extension Dictionary where Key == String, Value == JSONValue {
-    func adding(_ other: [String: JSONValue]) -> JSONValue { .object(merging(other) { $1 }) }
 }

@@ -77,14 +77,14 @@ public enum PolicyBuilder {
             "namespace": .string(namespace),
             "sandbox_name": .string(pods.pattern),
             "share_process_namespace": .bool(podSpec["shareProcessNamespace"]?.boolValue ?? false),
-            "containers": .array([expectation.pause] + containers.map(expectation.container)),
             "sysctls": expectation.sysctls,
             "platform_env": expectation.platformEnv,
             "image_env_names": RuntimeFacts.strings(Array(Set(settings.imageEnvVars + settings.allowedEnvVars)).sorted()),
             "exec": .array(settings.execCommands.uniqued().map { RuntimeFacts.strings($0) }),
             "logs": .bool(settings.logs),
         ]
-        let text = PolicyRules.generatedPrefix + CanonicalJSON.pretty(data, rendered: ["runtime": renderedRuntime]) + "\n"
+        let rendered = ["runtime": renderedRuntime, "containers": CanonicalJSON.member([expectation.pause] + containers.map(expectation.container))]
+        let text = CanonicalJSON.text(after: PolicyRules.generated.prefix, object: data, rendered: rendered)
         return AgentPolicy(mode: .generated, text: text, limits: limits(containers, settings: settings, images: images))
     }
 
@@ -134,27 +134,45 @@ public enum PolicyBuilder {
     }
 
     /// The names the runtime may report for an image: as written, with the implicit `:latest` tag,
-    /// and in the registry-qualified form containerd uses.
+    /// and in the registry-qualified form containerd uses. (Read with index searches, not splits: this
+    /// runs for every container of every build, and the splits' arrays were 5 % of a build.)
     static func imageNames(_ image: String) -> [String] {
         var names = [image]
+        func add(_ name: String) { if !names.contains(name) { names.append(name) } }
+        let at = image.utf8.firstIndex(of: UInt8(ascii: "@"))
         // containerd reports `repo:tag@sha256:...` as `repo@sha256:...`.
-        if let at = image.firstIndex(of: "@") {
+        if let at {
             let repository = image[..<at]
-            let lastComponent = repository.split(separator: "/").last ?? repository[...]
-            if let colon = lastComponent.lastIndex(of: ":") {
-                let digestForm = String(repository[..<colon]) + image[at...]
-                return (names + imageNames(digestForm)).uniqued()
+            if let colon = lastComponent(repository).utf8.lastIndex(of: UInt8(ascii: ":")) {
+                imageNames(String(repository[..<colon]) + image[at...]).forEach(add)
+                return names
             }
         }
-        let lastComponent = image.split(separator: "/").last.map(String.init) ?? image
-        let tagged = image.contains("@") || lastComponent.contains(":") ? image : image + ":latest"
-        names.append(tagged)
-        let first = image.split(separator: "/").first.map(String.init) ?? ""
-        let hasRegistry = image.contains("/") && (first.contains(".") || first.contains(":") || first == "localhost")
+        let tagged = at != nil || lastComponent(image[...]).utf8.contains(UInt8(ascii: ":")) ? image : image + ":latest"
+        add(tagged)
+        let hasSlash = image.utf8.contains(UInt8(ascii: "/"))
+        let first = firstComponent(image[...])
+        let hasRegistry = hasSlash && (first.utf8.contains(UInt8(ascii: ".")) || first.utf8.contains(UInt8(ascii: ":")) || first == "localhost")
         if !hasRegistry {
-            names.append("docker.io/" + (image.contains("/") ? "" : "library/") + tagged)
+            add("docker.io/" + (hasSlash ? "" : "library/") + tagged)
         }
-        return names.uniqued()
+        return names
+    }
+
+    /// The last non-empty `/`-separated component of `path` (empty when it has none).
+    private static func lastComponent(_ path: Substring) -> Substring {
+        var end = path.endIndex
+        while end > path.startIndex, path.utf8[path.utf8.index(before: end)] == UInt8(ascii: "/") { end = path.utf8.index(before: end) }
+        let trimmed = path[..<end]
+        guard let slash = trimmed.utf8.lastIndex(of: UInt8(ascii: "/")) else { return trimmed }
+        return trimmed[trimmed.utf8.index(after: slash)...]
+    }
+
+    /// The first non-empty `/`-separated component of `path` (empty when it has none).
+    private static func firstComponent(_ path: Substring) -> Substring {
+        let start = path.utf8.firstIndex { $0 != UInt8(ascii: "/") } ?? path.endIndex
+        let rest = path[start...]
+        return rest[..<(rest.utf8.firstIndex(of: UInt8(ascii: "/")) ?? rest.endIndex)]
     }
 }
 
@@ -162,102 +180,6 @@ extension Array where Element: Hashable {
     func uniqued() -> [Element] {
         var seen: Set<Element> = []
         return filter { seen.insert($0).inserted }
-    }
-}
-
-/// JSON with sorted keys and two-space indentation, the same bytes on every platform (the hash depends on them).
-public enum CanonicalJSON {
-    public static func pretty(_ value: JSONValue, indent: String = "") -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(4096)
-        write(value, indent: Array(indent.utf8), depth: 0, into: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// An object of `fields` and of members written before by `member(_:)` (values the same in every
-    /// object, written once): the same bytes as `pretty` of all of them.
-    static func pretty(_ fields: [String: JSONValue], rendered: [String: [UInt8]]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(4096 + rendered.values.reduce(0) { $0 + $1.count })
-        let members = fields.map { (key: $0.key, value: Optional($0.value)) } + rendered.keys.filter { fields[$0] == nil }.map { (key: $0, value: JSONValue?.none) }
-        writeObject(members.sorted { $0.key < $1.key }, indent: [], depth: 0, into: &out) { key, value, out in
-            if let value { write(value, indent: [], depth: 1, into: &out) } else { out.append(contentsOf: rendered[key] ?? []) }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// `value` written as the member of a top-level object (for `pretty(_:rendered:)`).
-    static func member(_ value: JSONValue) -> [UInt8] {
-        var out: [UInt8] = []
-        write(value, indent: [], depth: 1, into: &out)
-        return out
-    }
-
-    /// Without whitespace: `JSONValue.serialize`, the same bytes cwo sends in request bodies.
-    public static func compact(_ value: JSONValue) -> String { value.compactJSON }
-
-    /// Appends UTF-8 to one buffer: the policy's data is built for every new or changed workload; a string
-    /// per nested value (joined level by level) was a tenth of cwo's CPU while converging, and appending
-    /// to a `String` piece by piece still a twentieth of a build.
-    private static func newline(depth: Int, indent: [UInt8], into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\n"))
-        out.append(contentsOf: indent)
-        out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 2 * depth))
-    }
-
-    private static func write(_ value: JSONValue, indent: [UInt8], depth: Int, into out: inout [UInt8]) {
-        func newline(_ depth: Int) { Self.newline(depth: depth, indent: indent, into: &out) }
-        switch value {
-        case .null: out.append(contentsOf: "null".utf8)
-        case .bool(let flag): out.append(contentsOf: (flag ? "true" : "false").utf8)
-        case .number(let number): out.append(contentsOf: JSONValue.canonical(number).utf8)
-        case .string(let text): appendQuoted(text, to: &out)
-        case .array(let items):
-            guard !items.isEmpty else { out.append(contentsOf: "[]".utf8); return }
-            out.append(UInt8(ascii: "["))
-            for (index, item) in items.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                newline(depth + 1)
-                write(item, indent: indent, depth: depth + 1, into: &out)
-            }
-            newline(depth)
-            out.append(UInt8(ascii: "]"))
-        case .object(let fields):
-            guard !fields.isEmpty else { out.append(contentsOf: "{}".utf8); return }
-            writeObject(fields.sorted { $0.key < $1.key }, indent: indent, depth: depth, into: &out) { _, value, out in
-                write(value, indent: indent, depth: depth + 1, into: &out)
-            }
-        }
-    }
-
-    /// `members` (in the order given) as an object at `depth`, each on its own line, its value written by `value`.
-    private static func writeObject<Value>(
-        _ members: [(key: String, value: Value)], indent: [UInt8], depth: Int, into out: inout [UInt8],
-        value writeValue: (String, Value, inout [UInt8]) -> Void
-    ) {
-        out.append(UInt8(ascii: "{"))
-        for (index, member) in members.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            newline(depth: depth + 1, indent: indent, into: &out)
-            appendQuoted(member.key, to: &out)
-            out.append(contentsOf: ": ".utf8)
-            writeValue(member.key, member.value, &out)
-        }
-        newline(depth: depth, indent: indent, into: &out)
-        out.append(UInt8(ascii: "}"))
-    }
-
-    static func quote(_ text: String) -> String {
-        var out: [UInt8] = []
-        appendQuoted(text, to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// `text` as a JSON string: quote, backslash and control characters escaped, all else as it is.
-    private static func appendQuoted(_ text: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        JSONStringScan.escaped(text) { out.append(contentsOf: $0) }
-        out.append(UInt8(ascii: "\""))
     }
 }
 
