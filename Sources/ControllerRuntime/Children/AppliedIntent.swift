@@ -1,6 +1,5 @@
 import Crypto
 import KubernetesClient
-import NIOCore
 
 /// What a controller last meant a child object to be, remembered on the child itself as a digest in one
 /// annotation (the compact cousin of kubectl's `last-applied-configuration`).
@@ -113,11 +112,10 @@ public struct AppliedIntent: Sendable {
 
     /// Lowercase hex SHA-256 of the canonical JSON of `value`.
     public static func digest(_ value: JSONValue) -> String {
-        var buffer = ByteBuffer()
-        value.serialize(into: &buffer)
-        var hasher = SHA256()
-        buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-        return hasher.finalize().hexString
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16 << 10)
+        value.serialize(into: &bytes)
+        return SHA256.hash(data: bytes).hexString
     }
 }
 

@@ -470,28 +470,36 @@ extension JSONValue {
 extension JSONValue {
     /// Compact JSON with object keys sorted (the same value always gives the same bytes), written
     /// straight into `buffer`: request bodies skip `JSONEncoder`'s generic path.
-    public func serialize(into buffer: inout ByteBuffer) {
+    public func serialize(into buffer: inout ByteBuffer) { write(into: &buffer) }
+
+    /// The same bytes into an array: for what is only hashed (an intent digest), a `ByteBuffer`'s checked
+    /// access to its storage on every small write cost more than the hash.
+    public func serialize(into bytes: inout [UInt8]) { write(into: &bytes) }
+
+    private func write<Output: JSONOutput>(into out: inout Output) {
         switch self {
-        case .null: buffer.writeStaticString("null")
-        case .bool(let flag): buffer.writeStaticString(flag ? "true" : "false")
-        case .number(let number): buffer.writeString(Self.canonical(number))
-        case .string(let text): Self.writeQuoted(text, into: &buffer)
+        case .null: out.write("null")
+        case .bool(let flag): out.write(flag ? "true" : "false")
+        case .number(let number):
+            var text = Self.canonical(number)
+            text.withUTF8 { out.write(bytes: UnsafeRawBufferPointer($0)) }
+        case .string(let text): Self.writeQuoted(text, into: &out)
         case .array(let items):
-            buffer.writeInteger(UInt8(ascii: "["))
+            out.write(byte: UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
-                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-                item.serialize(into: &buffer)
+                if index > 0 { out.write(byte: UInt8(ascii: ",")) }
+                item.write(into: &out)
             }
-            buffer.writeInteger(UInt8(ascii: "]"))
+            out.write(byte: UInt8(ascii: "]"))
         case .object(let members):
-            buffer.writeInteger(UInt8(ascii: "{"))
+            out.write(byte: UInt8(ascii: "{"))
             for (index, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
-                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
-                Self.writeQuoted(member.key, into: &buffer)
-                buffer.writeInteger(UInt8(ascii: ":"))
-                member.value.serialize(into: &buffer)
+                if index > 0 { out.write(byte: UInt8(ascii: ",")) }
+                Self.writeQuoted(member.key, into: &out)
+                out.write(byte: UInt8(ascii: ":"))
+                member.value.write(into: &out)
             }
-            buffer.writeInteger(UInt8(ascii: "}"))
+            out.write(byte: UInt8(ascii: "}"))
         }
     }
 
@@ -508,11 +516,33 @@ extension JSONValue {
         return String(buffer: buffer)
     }
 
-    static func writeQuoted(_ text: String, into buffer: inout ByteBuffer) {
-        buffer.writeInteger(UInt8(ascii: "\""))
-        JSONStringScan.escaped(text) { buffer.writeBytes($0) }
-        buffer.writeInteger(UInt8(ascii: "\""))
+    static func writeQuoted<Output: JSONOutput>(_ text: String, into out: inout Output) {
+        out.write(byte: UInt8(ascii: "\""))
+        JSONStringScan.escaped(text) { out.write(bytes: $0) }
+        out.write(byte: UInt8(ascii: "\""))
     }
+}
+
+/// Where compact JSON is written: a request body, or bytes to hash.
+protocol JSONOutput {
+    mutating func write(byte: UInt8)
+    mutating func write(bytes: UnsafeRawBufferPointer)
+}
+
+extension JSONOutput {
+    mutating func write(_ literal: StaticString) {
+        literal.withUTF8Buffer { write(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}
+
+extension ByteBuffer: JSONOutput {
+    mutating func write(byte: UInt8) { writeInteger(byte) }
+    mutating func write(bytes: UnsafeRawBufferPointer) { writeBytes(bytes) }
+}
+
+extension [UInt8]: JSONOutput {
+    mutating func write(byte: UInt8) { append(byte) }
+    mutating func write(bytes: UnsafeRawBufferPointer) { append(contentsOf: bytes) }
 }
 
 /// For answers nobody reads (the status write, an event): the body is not parsed at all.
