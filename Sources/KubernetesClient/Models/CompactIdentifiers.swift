@@ -1,8 +1,8 @@
 /// An object's UID held in 16 bytes: the API server writes UIDs as RFC 4122 UUIDs (36 lowercase
 /// characters), which a `String` keeps on the heap (80 bytes with its header); a cache holds three per
 /// workload (the workload's, its Deployment's and the Deployment's owner reference). Text in any other
-/// form is kept as it is, so reading it back always gives the text that was stored. Coded as that text.
-struct CompactUID: Sendable, Hashable, Codable {
+/// form is kept as it is, so reading it back always gives the text that was stored.
+struct CompactUID: Sendable, Hashable, CodedAsText {
     private enum Storage: Sendable, Hashable {
         case uuid(UInt64, UInt64)
         case text(String)
@@ -26,18 +26,11 @@ struct CompactUID: Sendable, Hashable, Codable {
 
     /// Where a UUID's dashes are: after its 8th, 12th, 16th and 20th hex digit (offsets 8, 13, 18, 23).
     private static let dashes: UInt64 = 1 << 8 | 1 << 13 | 1 << 18 | 1 << 23
-
-    init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(text)
-    }
 }
 
 /// A SHA-256 digest written as 64 lowercase hex characters (a policy hash, an initdata digest) held in
-/// 32 bytes instead of a 112-byte heap string; any other text is kept as it is. Coded as that text.
-public struct CompactDigest: Sendable, Hashable, Codable {
+/// 32 bytes instead of a 112-byte heap string; any other text is kept as it is.
+public struct CompactDigest: Sendable, Hashable, CodedAsText {
     private enum Storage: Sendable, Hashable {
         case sha256(UInt64, UInt64, UInt64, UInt64)
         case text(String)
@@ -58,7 +51,15 @@ public struct CompactDigest: Sendable, Hashable, Codable {
 
     /// Whether the digest is held as 32 bytes (64 lowercase hex digits), not as text.
     var isPacked: Bool { if case .sha256 = storage { true } else { false } }
+}
 
+/// A value held in a form of its own and coded as its text (a JSON string), which it reads back as written.
+public protocol CodedAsText: Codable {
+    init(_ text: String)
+    var text: String { get }
+}
+
+extension CodedAsText {
     public init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
 
     public func encode(to encoder: any Encoder) throws {
