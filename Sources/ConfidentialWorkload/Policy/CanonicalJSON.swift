@@ -35,15 +35,7 @@ public enum CanonicalJSON {
     static func member(_ objects: [CanonicalObject]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(4096 * objects.count)
-        guard !objects.isEmpty else { out.append(contentsOf: "[]".utf8); return out }
-        out.append(UInt8(ascii: "["))
-        for (index, object) in objects.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            newline(depth: 2, indent: [], into: &out)
-            write(object, indent: [], depth: 2, into: &out)
-        }
-        newline(depth: 1, indent: [], into: &out)
-        out.append(UInt8(ascii: "]"))
+        writeArray(objects, indent: [], depth: 1, into: &out) { object, out in write(object, indent: [], depth: 2, into: &out) }
         return out
     }
 
@@ -75,22 +67,13 @@ public enum CanonicalJSON {
     }
 
     private static func write(_ value: JSONValue, indent: [UInt8], depth: Int, into out: inout [UInt8]) {
-        func newline(_ depth: Int) { Self.newline(depth: depth, indent: indent, into: &out) }
         switch value {
         case .null: out.append(contentsOf: Literal.null)
         case .bool(let flag): out.append(contentsOf: flag ? Literal.true : Literal.false)
         case .number(let number): out.append(contentsOf: JSONValue.canonical(number).utf8)
         case .string(let text): appendQuoted(text, to: &out)
         case .array(let items):
-            guard !items.isEmpty else { out.append(contentsOf: "[]".utf8); return }
-            out.append(UInt8(ascii: "["))
-            for (index, item) in items.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                newline(depth + 1)
-                write(item, indent: indent, depth: depth + 1, into: &out)
-            }
-            newline(depth)
-            out.append(UInt8(ascii: "]"))
+            writeArray(items, indent: indent, depth: depth, into: &out) { item, out in write(item, indent: indent, depth: depth + 1, into: &out) }
         case .object(let fields):
             guard !fields.isEmpty else { out.append(contentsOf: "{}".utf8); return }
             writeObject(fields.sorted { $0.key < $1.key }, indent: indent, depth: depth, into: &out) { _, value, out in
@@ -104,6 +87,21 @@ public enum CanonicalJSON {
         writeObject(object.sortedMembers, indent: indent, depth: depth, into: &out) { _, value, out in
             write(value, indent: indent, depth: depth + 1, into: &out)
         }
+    }
+
+    /// `items` as an array at `depth`, each on its own line, written by `writeItem`.
+    private static func writeArray<Item>(
+        _ items: [Item], indent: [UInt8], depth: Int, into out: inout [UInt8], item writeItem: (Item, inout [UInt8]) -> Void
+    ) {
+        guard !items.isEmpty else { out.append(contentsOf: "[]".utf8); return }
+        out.append(UInt8(ascii: "["))
+        for (index, item) in items.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            newline(depth: depth + 1, indent: indent, into: &out)
+            writeItem(item, &out)
+        }
+        newline(depth: depth, indent: indent, into: &out)
+        out.append(UInt8(ascii: "]"))
     }
 
     /// `members` (in the order given) as an object at `depth`, each on its own line, its value written by `value`.
