@@ -168,5 +168,10 @@ struct CanonicalObject: ExpressibleByDictionaryLiteral {
         return merged
     }
 
-    var sortedMembers: [(key: String, value: JSONValue)] { members.sorted { $0.key < $1.key } }
+    var sortedMembers: [(key: String, value: JSONValue)] {
+        let sorted = members.sorted { $0.key < $1.key }
+        // A literal with a key twice would be written twice (a dictionary literal traps on it): debug builds check.
+        assert(zip(sorted, sorted.dropFirst()).allSatisfy { $0.key != $1.key }, "a key set twice in \(sorted.map(\.key))")
+        return sorted
+    }
 }
