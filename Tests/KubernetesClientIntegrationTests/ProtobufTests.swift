@@ -1,5 +1,5 @@
 import Foundation
-import KubernetesClient
+@testable import KubernetesClient
 import Testing
 import TestSupport
 
@@ -136,6 +136,49 @@ struct ProtobufTests {
         #expect(outline.status == json.status)
         #expect(outline.status?.conditions?.isEmpty == false)
         #expect(outline.status?.conditions?.allSatisfy { $0.lastUpdateTime?.hasSuffix("Z") == true && $0.lastTransitionTime != nil } == true)
+    }
+
+    /// The answer to an apply asked for as metadata alone (`PartialObjectMetadata`, as cwo applies its
+    /// Deployments): the server sends the metadata, not the pod template with its long annotation, and it
+    /// says what the JSON encoding of the object says.
+    @Test func anApplyAnswerAskedForAsMetadataHoldsTheMetadataAlone() async throws {
+        let client = try await TestCluster.shared().adminClient()
+        defer { Task { try? await client.shutdown() } }
+        let ns = try await client.makeTestNamespace("protobuf-metadata")
+        func body(tier: String) -> JSONValue {
+            [
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": ["name": "web", "labels": ["tier": .string(tier)], "annotations": ["note": "kept"]],
+                "spec": [
+                    "replicas": 1, "selector": ["matchLabels": ["app": "web"]],
+                    "template": [
+                        "metadata": ["labels": ["app": "web"], "annotations": ["policy": .string(longValue)]],
+                        "spec": ["containers": [["name": "app", "image": "registry.example/app:1"]]],
+                    ],
+                ],
+            ]
+        }
+        // The bytes the server sends for that Accept header.
+        let answer = try await client.send(
+            .PATCH, Resource.deployments.path(namespace: ns, name: "web", subresource: nil), query: [("fieldManager", "test"), ("force", "true")],
+            body: try KubeClient.encode(body(tier: "1")), contentType: "application/apply-patch+yaml", idempotent: true,
+            accept: PartialObjectMetadata.protobufAccept)
+        let (kind, size) = try answer.withUnsafeReadableBytes { (try KubernetesProtobuf.unwrap($0).kind, $0.count) }
+        #expect(kind == "PartialObjectMetadata")
+        #expect(size < 4096, "the answer holds the metadata alone, not the \(longValue.utf8.count)-byte annotation")
+
+        let changed: PartialObjectMetadata = try await client.apply(.deployments, namespace: ns, name: "web", body(tier: "2"), fieldManager: "test", force: true)
+        #expect(changed.metadata.generation == 1)
+        #expect(changed.metadata.labels == ["tier": "2"])
+        // The same version read whole as JSON has the same metadata (but the managed fields, never read).
+        let json = try await eventually("a JSON read of the version the apply answered") { () -> Deployment? in
+            let json: UntypedObject = try await client.get(.deployments, namespace: ns, name: "web")
+            let deployment = try json.raw.decode(as: Deployment.self)
+            return deployment.metadata.resourceVersion == changed.metadata.resourceVersion ? deployment : nil
+        }
+        var jsonMetadata = json.metadata
+        jsonMetadata.managedFields = nil
+        #expect(changed.metadata == jsonMetadata)
     }
 
     @Test func anErrorAnswerIsReadFromItsProtobufStatus() async throws {

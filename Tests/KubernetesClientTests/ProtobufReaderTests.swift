@@ -77,6 +77,18 @@ struct ProtobufReaderTests {
         #expect(outline.deployment.spec == nil)
     }
 
+    /// Metadata alone reads any kind's message (its field 1): a server that sends the whole object when
+    /// asked for `PartialObjectMetadata` is read the same.
+    @Test func partialObjectMetadataReadsTheMetadataOfAWholeObject() throws {
+        let whole = Self.field(1, Self.meta(seconds: 0) + Self.field(7, varint: 3)) + Self.field(2, [0xFF, 0xFF, 0xFF]) + Self.field(3, Self.field(1, varint: 3))
+        let read = try whole.withUnsafeBytes { try PartialObjectMetadata(protobuf: ProtobufReader($0)) }
+        let metadataOnly = Self.field(1, Self.meta(seconds: 0) + Self.field(7, varint: 3))
+        let partial = try metadataOnly.withUnsafeBytes { try PartialObjectMetadata(protobuf: ProtobufReader($0)) }
+        #expect(read.metadata.name == "n")
+        #expect(read.metadata.generation == 3)
+        #expect(read == partial)
+    }
+
     @Test func unknownFieldsAndWireTypesAreSkippedOrRefused() throws {
         // Field 99 as a fixed64 and a fixed32, then the name: skipped, name read.
         let skipped = Self.varint(99 << 3 | 1) + [UInt8](repeating: 1, count: 8) + Self.varint(98 << 3 | 5) + [1, 2, 3, 4] + Self.field(1, Array("x".utf8))

@@ -347,7 +347,7 @@ public final class WorkloadReconciler: Reconciler {
             olderIntent = uncondensedIntent(workload, key: key, body: body, rebuilt: &rebuilt, context: context)
         }
         var decision: AppliedIntent.Decision?
-        let applied: DeploymentOutline? = try await apply(
+        let applied: PartialObjectMetadata? = try await apply(
             .deployments, desired, live: live, pending: pending, child: key, of: workload, logger: logger,
             verified: cached?.specIsSummary == true, olderIntent: olderIntent, decided: { decision = $0 },
             body: { body ?? (rebuilt ?? (try? Self.timedBuild(workload, context: context).get()))?.deployment ?? desired })
@@ -370,7 +370,11 @@ public final class WorkloadReconciler: Reconciler {
         } else if let cached, !cached.specIsSummary, decision == .upToDate {
             if caches.settleDeployment(key, at: cached.resourceVersion) { memories.deploymentSettled(key) }
         }
-        return (applied?.deployment ?? cached, condition)
+        guard let applied else { return (cached, condition) }
+        // The answer holds the metadata alone: the rollout's status is the cache's (of this same Deployment;
+        // the apply changed none of it), and any change of it comes back through the watch and reconciles.
+        let status = cached?.metadata.uid == applied.metadata.uid ? cached?.status : nil
+        return (Deployment(metadata: applied.metadata, status: status), condition)
     }
 
     /// The intent digest of the workload's Deployment as a cwo before digests were condensed stamped it,

@@ -189,7 +189,7 @@ public final class KubeClient: Sendable {
         let protobufType = T.self as? any ProtobufDecodable.Type
         let buffer = try await send(
             method, path, query: query, body: body, contentType: contentType, idempotent: idempotent,
-            accept: protobufType == nil ? "application/json" : KubernetesProtobuf.accept)
+            accept: protobufType?.protobufAccept ?? "application/json")
         if let nothing = Discarded() as? T { return nothing }
         do {
             return try buffer.withUnsafeReadableBytes { bytes in

@@ -10,6 +10,12 @@ import Foundation
 public protocol ProtobufDecodable {
     /// Reads the object from its message (what the `k8s\0` envelope wraps).
     init(protobuf message: ProtobufReader) throws
+    /// The Accept header of a request (not a watch) answered with this kind.
+    static var protobufAccept: String { get }
+}
+
+extension ProtobufDecodable {
+    public static var protobufAccept: String { KubernetesProtobuf.accept }
 }
 
 /// The API server's protobuf encoding (`application/vnd.kubernetes.protobuf`): each object is the
