@@ -107,6 +107,16 @@ func majorFaults(_ pid: pid_t) -> Double {
     return fields.count > 9 ? Double(fields[9]) ?? 0 : 0
 }
 
+/// Bytes a process has passed through read() and write() so far (/proc/PID/io `rchar`, `wchar`): for
+/// cwo nearly all of it is its connections to the API server (its watches, requests and answers).
+func ioBytes(_ pid: pid_t) -> (read: Double, written: Double) {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8) else { return (0, 0) }
+    func field(_ name: String) -> Double {
+        text.split(separator: "\n").first { $0.hasPrefix(name) }.flatMap { Double($0.dropFirst(name.count).trimmingCharacters(in: .whitespaces)) } ?? 0
+    }
+    return (field("rchar:"), field("wchar:"))
+}
+
 func heapInUse() -> Int { Int(cwo_heap_in_use()) }
 
 /// A paged list, started again when a compaction expired its continue token (410): at 10 000 objects a
@@ -471,6 +481,7 @@ for size in options.sizes {
             let from = try await convergenceStart(namespace)
             let start = ContinuousClock.now
             let cpuBefore = (cwo: cpuSeconds(cwo.process.pid), server: serverCPU(), bench: cpuSeconds(getpid()))
+            let ioBefore = ioBytes(cwo.process.pid)
             let faultsBefore = majorFaults(cwo.process.pid)
             async let converged = waitConverged(namespace, from: from, count: size)
             var created: [Double] = []
@@ -483,6 +494,7 @@ for size in options.sizes {
             // CPU up to convergence: the check below lists every Deployment (~50 MB of JSON at 1 000), which
             // is the benchmark's cost, not cwo's.
             let cpuAfter = (cwo: cpuSeconds(cwo.process.pid), server: serverCPU(), bench: cpuSeconds(getpid()))
+            let ioAfter = ioBytes(cwo.process.pid)
             let faults = majorFaults(cwo.process.pid) - faultsBefore
             if run == 0 && concurrency == options.concurrencies.max() {
                 // The shape of the curve: a tail (a few slow workloads) or a rate (all of them late).
@@ -496,6 +508,10 @@ for size in options.sizes {
                 report("cpu.\(size).cwo_s", cpuAfter.cwo - cpuBefore.cwo, "   CPU of cwo while converging \(size) (of \(ProcessInfo.processInfo.activeProcessorCount) cores)", unit: "s")
                 report("cpu.\(size).server_s", cpuAfter.server - cpuBefore.server, "   CPU of kube-apiserver + etcd meanwhile", unit: "s")
                 report("cpu.\(size).bench_s", cpuAfter.bench - cpuBefore.bench, "   CPU of this benchmark meanwhile (creating, watching for convergence)", unit: "s")
+                report("io.\(size).cwo_read_kib_per_workload", (ioAfter.read - ioBefore.read) / 1024 / Double(size),
+                       "   bytes cwo read while converging, per workload (its watches, the answers)", unit: "KiB")
+                report("io.\(size).cwo_written_kib_per_workload", (ioAfter.written - ioBefore.written) / 1024 / Double(size),
+                       "   bytes cwo wrote while converging, per workload (its requests)", unit: "KiB")
                 report("cpu.\(size).cwo_major_faults", faults, "   page faults of cwo meanwhile that read its binary (code handed back while idle)", unit: "")
                 report("memory.\(size)_peak_mib", rssMiB(cwo.process.pid, field: "VmHWM:"), "4. peak RSS of cwo run while converging \(size) workloads", unit: "MiB")
                 // After the burst: cwo hands memory freed after it back every 15 s.
