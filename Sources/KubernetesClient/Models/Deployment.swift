@@ -105,10 +105,10 @@ public struct DeploymentCondition: Codable, Sendable, Hashable {
     }
 }
 
-/// A Deployment's metadata and status, without its spec: what a controller reads of the answer to its
-/// own apply (the new resourceVersion and generation, the rollout's status). Read as protobuf, the spec
-/// (a pod template with a ~50 KB policy annotation) is skipped by its length, never scanned or copied;
-/// and the server encodes protobuf for about half the CPU of JSON.
+/// A Deployment's metadata and status, without its spec: a read (a get, a list, or an answer) for the
+/// rollout's status. Read as protobuf, the spec (a pod template with a ~50 KB policy annotation) is
+/// skipped by its length, never scanned or copied; and the server encodes protobuf for about half the
+/// CPU of JSON. (cwo's own applies need less: `PartialObjectMetadata`, where the server sends no spec.)
 public struct DeploymentOutline: KubernetesObject, ProtobufDecodable, Hashable {
     public var metadata: ObjectMeta
     public var status: DeploymentStatus?
