@@ -128,12 +128,13 @@ public struct UntypedObject: KubernetesObject, Hashable {
     public func encode(to encoder: any Encoder) throws { try raw.encode(to: encoder) }
 }
 
-/// An object's metadata alone (`meta.k8s.io/v1` PartialObjectMetadata): what the API server answers
-/// with when asked for it (`;as=PartialObjectMetadata` in the Accept header, any verb), for a caller
-/// that needs the new resourceVersion and generation of what it wrote, not the object it sent: the
-/// answer to a Deployment apply is then ~1 KB instead of the ~70 KB pod template with its policy, which
-/// neither side encodes, encrypts or reads. A server that ignores the request sends the whole object,
-/// and it reads the same (every kind's metadata is its field 1, or its `metadata` in JSON).
+/// An object's metadata alone (`meta.k8s.io/v1` PartialObjectMetadata): what the API server sends when
+/// asked for it (`;as=PartialObjectMetadata` in the Accept header; honoured for reads and for the answers
+/// to writes, an apply's PATCH among them), for a caller that needs the new resourceVersion and generation
+/// of what it wrote, not the object it sent: the answer to a Deployment apply is then ~1 KB instead of
+/// the ~55 KB pod template with its policy, which neither side encodes, encrypts or reads. A server that
+/// ignores the request sends the whole object, and it reads the same (every kind's metadata is its field
+/// 1, or its `metadata` in JSON).
 public struct PartialObjectMetadata: KubernetesObject, ProtobufDecodable, Hashable {
     public var metadata: ObjectMeta
 
