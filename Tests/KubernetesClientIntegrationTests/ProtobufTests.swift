@@ -91,26 +91,28 @@ struct ProtobufTests {
         #expect(seen.last == "DELETED rs")
     }
 
+    /// Deployment `web` with a pod template annotation as long as an agent policy.
+    func deployment(tier: String) -> JSONValue {
+        [
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": ["name": "web", "labels": ["tier": .string(tier)], "annotations": ["note": "kept"]],
+            "spec": [
+                "replicas": 1, "selector": ["matchLabels": ["app": "web"]],
+                "template": [
+                    "metadata": ["labels": ["app": "web"], "annotations": ["policy": .string(longValue)]],
+                    "spec": ["containers": [["name": "app", "image": "registry.example/app:1"]]],
+                ],
+            ],
+        ]
+    }
+
     /// The answer to an apply, read as `DeploymentOutline` (protobuf): the metadata and the rollout's status
     /// the JSON encoding of the same version has; the spec (its long annotation) is not read.
     @Test func anApplyAnswerReadAsProtobufEqualsTheJSONEncoding() async throws {
         let client = try await TestCluster.shared().adminClient()
         defer { Task { try? await client.shutdown() } }
         let ns = try await client.makeTestNamespace("protobuf-apply")
-        func body(tier: String) -> JSONValue {
-            [
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": ["name": "web", "labels": ["tier": .string(tier)], "annotations": ["note": "kept"]],
-                "spec": [
-                    "replicas": 1, "selector": ["matchLabels": ["app": "web"]],
-                    "template": [
-                        "metadata": ["labels": ["app": "web"], "annotations": ["policy": .string(longValue)]],
-                        "spec": ["containers": [["name": "app", "image": "registry.example/app:1"]]],
-                    ],
-                ],
-            ]
-        }
-        let created: DeploymentOutline = try await client.apply(.deployments, namespace: ns, name: "web", body(tier: "1"), fieldManager: "test", force: true)
+        let created: DeploymentOutline = try await client.apply(.deployments, namespace: ns, name: "web", deployment(tier: "1"), fieldManager: "test", force: true)
         #expect(created.metadata.generation == 1)
         #expect(created.metadata.labels == ["tier": "1"])
         #expect(created.metadata.annotations?["note"] == "kept")
@@ -120,7 +122,7 @@ struct ProtobufTests {
             return (json.raw[path: ["status", "conditions"]]?.arrayValue?.count ?? 0) >= 1 ? true : nil
         }
         // A label change keeps the generation; the answer carries the status as it is.
-        let changed: DeploymentOutline = try await client.apply(.deployments, namespace: ns, name: "web", body(tier: "2"), fieldManager: "test", force: true)
+        let changed: DeploymentOutline = try await client.apply(.deployments, namespace: ns, name: "web", deployment(tier: "2"), fieldManager: "test", force: true)
         #expect(changed.metadata.generation == 1)
         #expect(changed.metadata.labels == ["tier": "2"])
         // The same version as JSON: equal metadata (but the managed fields, never read) and status.
@@ -145,29 +147,16 @@ struct ProtobufTests {
         let client = try await TestCluster.shared().adminClient()
         defer { Task { try? await client.shutdown() } }
         let ns = try await client.makeTestNamespace("protobuf-metadata")
-        func body(tier: String) -> JSONValue {
-            [
-                "apiVersion": "apps/v1", "kind": "Deployment",
-                "metadata": ["name": "web", "labels": ["tier": .string(tier)], "annotations": ["note": "kept"]],
-                "spec": [
-                    "replicas": 1, "selector": ["matchLabels": ["app": "web"]],
-                    "template": [
-                        "metadata": ["labels": ["app": "web"], "annotations": ["policy": .string(longValue)]],
-                        "spec": ["containers": [["name": "app", "image": "registry.example/app:1"]]],
-                    ],
-                ],
-            ]
-        }
         // The bytes the server sends for that Accept header.
         let answer = try await client.send(
             .PATCH, Resource.deployments.path(namespace: ns, name: "web", subresource: nil), query: [("fieldManager", "test"), ("force", "true")],
-            body: try KubeClient.encode(body(tier: "1")), contentType: "application/apply-patch+yaml", idempotent: true,
+            body: try KubeClient.encode(deployment(tier: "1")), contentType: "application/apply-patch+yaml", idempotent: true,
             accept: PartialObjectMetadata.protobufAccept)
         let (kind, size) = try answer.withUnsafeReadableBytes { (try KubernetesProtobuf.unwrap($0).kind, $0.count) }
         #expect(kind == "PartialObjectMetadata")
         #expect(size < 4096, "the answer holds the metadata alone, not the \(longValue.utf8.count)-byte annotation")
 
-        let changed: PartialObjectMetadata = try await client.apply(.deployments, namespace: ns, name: "web", body(tier: "2"), fieldManager: "test", force: true)
+        let changed: PartialObjectMetadata = try await client.apply(.deployments, namespace: ns, name: "web", deployment(tier: "2"), fieldManager: "test", force: true)
         #expect(changed.metadata.generation == 1)
         #expect(changed.metadata.labels == ["tier": "2"])
         // The same version read whole as JSON has the same metadata (but the managed fields, never read).
