@@ -308,9 +308,52 @@ struct JSONValueDecoder: Decoder {
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer { SingleValue(value: value, codingPath: codingPath) }
 
-    static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, codingPath: [any CodingKey]) throws -> T {
-        if T.self == JSONValue.self, let same = value as? T { return same }
-        return try T(from: JSONValueDecoder(value, codingPath: codingPath))
+    /// `codingPath` is evaluated only when a decoder is made: most members are leaves (a string, a
+    /// number, a map of strings), read straight from the tree without one.
+    static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, codingPath: @autoclosure () -> [any CodingKey]) throws -> T {
+        if let leaf = leaf(T.self, value) { return leaf }
+        return try T(from: JSONValueDecoder(value, codingPath: codingPath()))
+    }
+
+    /// The value for the leaf types models mostly hold, when `value` is of that type; nil for any other
+    /// type or a mismatch, which the decoder then reads (and reports) as it always does. Each case gives
+    /// what the decoder would: a string, a whole number that fits, a map or list of strings only.
+    @inline(__always)
+    static func leaf<T>(_ type: T.Type, _ value: JSONValue) -> T? {
+        if T.self == JSONValue.self { return unsafeBitCast(value, to: T.self) }
+        switch value {
+        case .string(let text):
+            if T.self == String.self { return unsafeBitCast(text, to: T.self) }
+        case .number(let number):
+            guard number.rounded() == number || T.self == Double.self else { return nil }
+            if T.self == Int64.self, let exact = Int64(exactly: number) { return unsafeBitCast(exact, to: T.self) }
+            if T.self == Int.self, let exact = Int(exactly: number) { return unsafeBitCast(exact, to: T.self) }
+            if T.self == Double.self { return unsafeBitCast(number, to: T.self) }
+        case .bool(let flag):
+            if T.self == Bool.self { return unsafeBitCast(flag, to: T.self) }
+        case .object(let members):
+            if T.self == [String: String].self {
+                var strings: [String: String] = Dictionary(minimumCapacity: members.count)
+                for (key, member) in members {
+                    guard case .string(let text) = member else { return nil }
+                    strings[key] = text
+                }
+                return unsafeBitCast(strings, to: T.self)
+            }
+        case .array(let items):
+            if T.self == [String].self {
+                var strings: [String] = []
+                strings.reserveCapacity(items.count)
+                for item in items {
+                    guard case .string(let text) = item else { return nil }
+                    strings.append(text)
+                }
+                return unsafeBitCast(strings, to: T.self)
+            }
+        case .null:
+            break
+        }
+        return nil
     }
 
     struct Index: CodingKey {
@@ -381,8 +424,8 @@ struct JSONValueDecoder: Decoder {
         }
 
         mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
-            let path = codingPath + [Index(currentIndex)]
-            return try JSONValueDecoder.decode(T.self, from: try next(), codingPath: path)
+            let index = currentIndex
+            return try JSONValueDecoder.decode(T.self, from: try next(), codingPath: codingPath + [Index(index)])
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
