@@ -28,3 +28,45 @@ import Testing
         #expect(caches.workloads.get(ObjectKey(namespace: "team", name: "w"))?.metadata.annotations == nil)
     }
 }
+
+extension WorkloadCacheTests {
+    /// Converged in one burst, workloads of one shape carry equal conditions: the cache holds one copy of
+    /// each, but for the conditions that name the workload, which are its own.
+    @Test func equalConditionsOfTwoWorkloadsAreOneCopyAndThoseNamingTheWorkloadAreNot() throws {
+        func converged(_ name: String) throws -> ConfidentialWorkload {
+            let json = """
+                {"metadata":{"name":"\(name)","namespace":"team","uid":"u-\(name)"},"spec":{},"status":{"observedGeneration":1,"conditions":[
+                {"type":"PolicyReady","status":"True","observedGeneration":1,"lastTransitionTime":"2026-12-04T07:09:14Z","reason":"PolicyGenerated","message":"generated policy; not enforced: \(String(repeating: "x", count: 100))"},
+                {"type":"DeploymentAvailable","status":"False","observedGeneration":1,"lastTransitionTime":"2026-12-04T07:09:14Z","reason":"DeploymentPending","message":"Deployment \(name) does not exist yet"}]}}
+                """
+            return try JSONCoding.decode(ConfidentialWorkload.self, from: Array(json.utf8))
+        }
+        let (first, second) = (WorkloadCaches.cached(try converged("w-1")), WorkloadCaches.cached(try converged("w-2")))
+        let (a, b) = (try #require(first.status?.conditions), try #require(second.status?.conditions))
+        #expect(a[0] == b[0] && a[0].isSameCopy(as: b[0]))
+        #expect(a[1].message == "Deployment w-1 does not exist yet" && b[1].message == "Deployment w-2 does not exist yet")
+        #expect(!a[1].isSameCopy(as: b[1]))
+        // What the cache holds reads as what the server sent.
+        #expect(first.status == (try converged("w-1")).status)
+    }
+
+    /// A shared condition is a value: changing one holder's copy leaves every other holder's as it was.
+    @Test func changingASharedConditionChangesOnlyThatCopy() throws {
+        let condition = Condition(type: "Ready", status: .true, observedGeneration: 2, lastTransitionTime: "2026-12-04T07:09:14Z",
+                                  reason: "Ready", message: "every condition is met, and this message is long")
+        var mine = condition.shared()
+        let theirs = Condition(type: "Ready", status: .true, observedGeneration: 2, lastTransitionTime: "2026-12-04T07:09:14Z",
+                               reason: "Ready", message: "every condition is met, and this message is long").shared()
+        #expect(mine.isSameCopy(as: theirs))
+        mine.status = .false
+        mine.message = "changed"
+        #expect(theirs.status == .true && theirs.message == "every condition is met, and this message is long")
+        #expect(mine.status == .false && mine != theirs)
+        // Encoded as metav1.Condition: the same members as ever, observedGeneration left out when unset.
+        var unset = theirs
+        unset.observedGeneration = nil
+        let json = String(decoding: try JSONCoding.encoder.encode(unset), as: UTF8.self)
+        #expect(json == #"{"lastTransitionTime":"2026-12-04T07:09:14Z","message":"every condition is met, and this message is long","reason":"Ready","status":"True","type":"Ready"}"#)
+        #expect(try JSONCoding.decode(Condition.self, from: Array(json.utf8)) == unset)
+    }
+}

@@ -16,7 +16,7 @@ struct StringInternerTests {
     static let d = "2026-12-02T09:41:11Z-d", e = "2026-12-02T09:41:11Z-e"
 
     @Test func equalStringsShareOneCopy() {
-        var table = InternTable(capacity: 4)
+        var table = InternTable<String>(capacity: 4)
         let first = table.intern(Self.copy(Self.a))
         let second = Self.copy(Self.a)
         #expect(Self.storage(first) != Self.storage(second))
@@ -24,7 +24,7 @@ struct StringInternerTests {
     }
 
     @Test func stringsStillRepeatedStaySharedAndForgottenOnesAgeOut() {
-        var table = InternTable(capacity: 2)
+        var table = InternTable<String>(capacity: 2)
         let a1 = table.intern(Self.copy(Self.a))
         let b1 = table.intern(Self.copy(Self.b))
         _ = table.intern(Self.copy(Self.c))  // young full: {a, b} becomes old
@@ -59,7 +59,7 @@ struct StringInternerTests {
 
 extension StringInternerTests {
     @Test func aGenerationIsAlsoBoundedByBytes() {
-        var table = InternTable(capacity: 100, bytes: 50)
+        var table = InternTable<String>(capacity: 100, bytes: 50)
         _ = table.intern(Self.a)  // 22 bytes
         _ = table.intern(Self.b)  // 44
         _ = table.intern(Self.c)  // 66 > 50: {a, b} becomes old

@@ -31,10 +31,16 @@ public struct WorkloadCaches: Sendable {
     /// A workload as a watch event brings it into the cache: its spec serialized, without kubectl's copy
     /// of its manifest (cwo reads no annotation of the workload, and writes its metadata only by patches
     /// of the fields it sets: finalizers).
+    /// Its conditions are shared with other workloads' equal ones, but for those that name the workload
+    /// (its Deployment's, and `Ready` when it repeats that one), which only it holds.
     public static func cached(_ workload: ConfidentialWorkload) -> ConfidentialWorkload {
         var cached = workload.compacted()
         if cached.metadata.annotations?.removeValue(forKey: lastAppliedAnnotation) != nil, cached.metadata.annotations?.isEmpty == true {
             cached.metadata.annotations = nil
+        }
+        if let conditions = cached.status?.conditions {
+            let name = cached.metadata.name ?? ""
+            cached.status?.conditions = conditions.map { !name.isEmpty && $0.message.contains(name) ? $0 : $0.shared() }
         }
         return cached
     }

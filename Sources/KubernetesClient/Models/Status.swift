@@ -34,26 +34,113 @@ public struct StatusCause: Codable, Sendable, Hashable {
 }
 
 /// `metav1.Condition`.
+///
+/// Its fields are held in one immutable, shareable box (8 bytes a condition in an array): most of what a
+/// cache holds of conditions repeats across objects (a condition with the same type, reason, message and
+/// second of transition), and `shared()` gives one copy of such a condition to all of them.
 public struct Condition: Codable, Sendable, Hashable {
-    public var type: String
-    // `status` after `observedGeneration` fills the optional's padding: 80 bytes a condition, not 88
-    // (a cached workload holds six or seven).
-    public var observedGeneration: Int64?
-    public var status: ConditionStatus
-    public var lastTransitionTime: String
-    public var reason: String
-    public var message: String
+    private var fields: Fields
+
+    public var type: String {
+        get { fields.type }
+        set { fields = fields.with { $0.type = newValue } }
+    }
+    public var observedGeneration: Int64? {
+        get { fields.observedGeneration }
+        set { fields = fields.with { $0.observedGeneration = newValue } }
+    }
+    public var status: ConditionStatus {
+        get { fields.status }
+        set { fields = fields.with { $0.status = newValue } }
+    }
+    public var lastTransitionTime: String {
+        get { fields.lastTransitionTime }
+        set { fields = fields.with { $0.lastTransitionTime = newValue } }
+    }
+    public var reason: String {
+        get { fields.reason }
+        set { fields = fields.with { $0.reason = newValue } }
+    }
+    public var message: String {
+        get { fields.message }
+        set { fields = fields.with { $0.message = newValue } }
+    }
 
     public init(
         type: String, status: ConditionStatus, observedGeneration: Int64?, lastTransitionTime: String, reason: String,
         message: String
     ) {
-        self.type = type
-        self.status = status
-        self.observedGeneration = observedGeneration
-        self.lastTransitionTime = lastTransitionTime
-        self.reason = reason
-        self.message = message
+        fields = Fields(Values(
+            type: type, observedGeneration: observedGeneration, status: status, lastTransitionTime: lastTransitionTime,
+            reason: reason, message: message))
+    }
+
+    /// This condition with the one copy of it the process shares among the objects it caches (see
+    /// `ConditionInterner`). The same value: for a cache's transform.
+    public func shared() -> Condition {
+        var copy = self
+        copy.fields = ConditionInterner.intern(fields)
+        return copy
+    }
+
+    /// True when both hold the same copy of their fields (`shared()` of equal conditions); for tests.
+    public func isSameCopy(as other: Condition) -> Bool { fields === other.fields }
+
+    private enum CodingKeys: String, CodingKey { case type, status, observedGeneration, lastTransitionTime, reason, message }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            type: try container.decode(String.self, forKey: .type),
+            status: try container.decode(ConditionStatus.self, forKey: .status),
+            observedGeneration: try container.decodeIfPresent(Int64.self, forKey: .observedGeneration),
+            lastTransitionTime: try container.decode(String.self, forKey: .lastTransitionTime),
+            reason: try container.decode(String.self, forKey: .reason),
+            message: try container.decode(String.self, forKey: .message))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(type, forKey: .type)
+        try container.encode(status, forKey: .status)
+        try container.encodeIfPresent(observedGeneration, forKey: .observedGeneration)
+        try container.encode(lastTransitionTime, forKey: .lastTransitionTime)
+        try container.encode(reason, forKey: .reason)
+        try container.encode(message, forKey: .message)
+    }
+
+    public static func == (lhs: Condition, rhs: Condition) -> Bool { lhs.fields === rhs.fields || lhs.fields.values == rhs.fields.values }
+    public func hash(into hasher: inout Hasher) { fields.values.hash(into: &hasher) }
+
+    struct Values: Sendable, Hashable {
+        var type: String
+        var observedGeneration: Int64?
+        var status: ConditionStatus
+        var lastTransitionTime: String
+        var reason: String
+        var message: String
+    }
+
+    /// Immutable: a change makes a new box, so a shared one never changes under its other holders.
+    final class Fields: Sendable, Hashable {
+        let values: Values
+        init(_ values: Values) { self.values = values }
+
+        var type: String { values.type }
+        var observedGeneration: Int64? { values.observedGeneration }
+        var status: ConditionStatus { values.status }
+        var lastTransitionTime: String { values.lastTransitionTime }
+        var reason: String { values.reason }
+        var message: String { values.message }
+
+        func with(_ change: (inout Values) -> Void) -> Fields {
+            var changed = values
+            change(&changed)
+            return Fields(changed)
+        }
+
+        static func == (lhs: Fields, rhs: Fields) -> Bool { lhs === rhs || lhs.values == rhs.values }
+        func hash(into hasher: inout Hasher) { values.hash(into: &hasher) }
     }
 }
 

@@ -9,7 +9,7 @@ enum StringInterner {
     /// Condition messages run to a few hundred bytes, and a workload's `Ready` repeats the message of the
     /// condition that is not met; longer values are not worth a lookup.
     static let longestInterned = 1024
-    private static let table = Mutex(InternTable(capacity: 4096, bytes: 512 * 1024))
+    private static let table = Mutex(InternTable<String>(capacity: 4096, bytes: 512 * 1024))
 
     /// Members whose values are worth sharing (their values repeat across objects of one kind).
     static let sharedValueMembers: Set<String> = [
@@ -25,21 +25,35 @@ enum StringInterner {
     static func intern(_ string: String) -> String {
         let length = string.utf8.count
         guard length > 15, length <= longestInterned else { return string }
-        return table.withLock { $0.intern(string) }
+        return table.withLock { $0.intern(string, bytes: length) }
     }
 }
 
-/// A bounded, generational set of shared strings: a young and an old generation of at most `capacity`
-/// strings (and `bytes` of UTF-8) each. When the young one is full, the old one is dropped and the young one takes its place; a
-/// string found in the old generation moves back to the young. So what objects keep repeating stays shared
-/// for as long as cwo runs, while strings nothing asks for any more (the timestamps of an hour ago) age
-/// out: a table that only ever filled would, after some hours of status updates, be full of those and
-/// share nothing new.
-struct InternTable: Sendable {
+/// One shared copy of the conditions cached objects repeat: workloads of one shape converged in one
+/// burst carry the same `PolicyReady` (type, reason, message, second of transition), 80 bytes each
+/// otherwise. Aged out like strings (see `InternTable`), so the table holds on to few conditions nothing
+/// uses any more.
+enum ConditionInterner {
+    private static let table = Mutex(InternTable<Condition.Fields>(capacity: 4096, bytes: 512 * 1024))
+
+    static func intern(_ fields: Condition.Fields) -> Condition.Fields {
+        let values = fields.values
+        let bytes = values.type.utf8.count + values.lastTransitionTime.utf8.count + values.reason.utf8.count + values.message.utf8.count
+        return table.withLock { $0.intern(fields, bytes: bytes) }
+    }
+}
+
+/// A bounded, generational set of shared values (strings, conditions): a young and an old generation of at
+/// most `capacity` values (and `bytes` of their text) each. When the young one is full, the old one is
+/// dropped and the young one takes its place; a value found in the old generation moves back to the young.
+/// So what objects keep repeating stays shared for as long as cwo runs, while values nothing asks for any
+/// more (the timestamps of an hour ago) age out: a table that only ever filled would, after some hours of
+/// status updates, be full of those and share nothing new.
+struct InternTable<Element: Hashable & Sendable>: Sendable {
     let capacity: Int
     let bytes: Int
-    private(set) var young: Set<String> = []
-    private(set) var old: Set<String> = []
+    private(set) var young: Set<Element> = []
+    private(set) var old: Set<Element> = []
     private var youngBytes = 0
 
     init(capacity: Int, bytes: Int = .max) {
@@ -47,11 +61,10 @@ struct InternTable: Sendable {
         self.bytes = bytes
     }
 
-    /// The shared copy of `string` (this one, if the table holds none).
-    mutating func intern(_ string: String) -> String {
-        if let index = young.firstIndex(of: string) { return young[index] }
-        let shared = old.remove(string) ?? string
-        let size = shared.utf8.count
+    /// The shared copy of `element` (this one, if the table holds none); `size` counts against `bytes`.
+    mutating func intern(_ element: Element, bytes size: Int) -> Element {
+        if let index = young.firstIndex(of: element) { return young[index] }
+        let shared = old.remove(element) ?? element
         if young.count >= capacity || youngBytes + size > bytes {
             old = young
             young = Set(minimumCapacity: min(capacity, young.count))
@@ -61,4 +74,9 @@ struct InternTable: Sendable {
         youngBytes += size
         return shared
     }
+}
+
+extension InternTable<String> {
+    /// The shared copy of `string`, its UTF-8 counted against `bytes`.
+    mutating func intern(_ string: String) -> String { intern(string, bytes: string.utf8.count) }
 }
