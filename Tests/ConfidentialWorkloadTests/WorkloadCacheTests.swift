@@ -70,3 +70,27 @@ extension WorkloadCacheTests {
         #expect(try JSONCoding.decode(Condition.self, from: Array(json.utf8)) == unset)
     }
 }
+
+extension WorkloadCacheTests {
+    /// `keyRelease` and `teeRegister` are held out of line, and read, compare and encode as the members
+    /// they always were: present under their names when set, absent when not.
+    @Test func statusMembersHeldOutOfLineCodeAsBefore() throws {
+        var status = WorkloadStatus()
+        status.platform = "CoCo"
+        var release = KeyReleaseStatus(allowedHashes: ["a", "b"], configMapName: nil, keyID: "https://kbs.example/", releasePolicy: "Managed")
+        release.resources = ["default/key/w"]
+        status.keyRelease = release
+        status.teeRegister = TEERegister(tee: "snp", name: "HOST_DATA", value: "00ff")
+        let json = String(decoding: try JSONCoding.encoder.encode(status), as: UTF8.self)
+        #expect(json == #"{"keyRelease":{"allowedHashes":["a","b"],"keyID":"https:\/\/kbs.example\/","releasePolicy":"Managed","resources":["default\/key\/w"]},"platform":"CoCo","teeRegister":{"name":"HOST_DATA","tee":"snp","value":"00ff"}}"#
+            || json == #"{"keyRelease":{"allowedHashes":["a","b"],"keyID":"https://kbs.example/","releasePolicy":"Managed","resources":["default/key/w"]},"platform":"CoCo","teeRegister":{"name":"HOST_DATA","tee":"snp","value":"00ff"}}"#)
+        let decoded = try JSONCoding.decode(WorkloadStatus.self, from: Array(json.utf8))
+        #expect(decoded == status && decoded.keyRelease == release && decoded.teeRegister?.value == "00ff")
+        var changed = decoded
+        changed.keyRelease?.keyVersion = "v2"
+        #expect(changed.keyRelease?.keyVersion == "v2" && decoded.keyRelease?.keyVersion == nil && changed != decoded)
+        status.keyRelease = nil
+        status.teeRegister = nil
+        #expect(String(decoding: try JSONCoding.encoder.encode(status), as: UTF8.self) == #"{"platform":"CoCo"}"#)
+    }
+}

@@ -125,3 +125,18 @@ enum LowercaseHex {
         }
     }
 }
+
+/// A value kept out of line: 8 bytes where it is held (nothing but the pointer when absent, as an
+/// optional), for a member most objects leave unset whose value is large inline (a struct of strings).
+/// Coded as the value itself; compared and hashed by value. Immutable: a change stores a new box.
+public final class Indirect<Value: Sendable & Hashable & Codable>: Sendable, Hashable, Codable {
+    public let value: Value
+
+    public init(_ value: Value) { self.value = value }
+
+    public convenience init(from decoder: any Decoder) throws { self.init(try Value(from: decoder)) }
+    public func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+
+    public static func == (lhs: Indirect, rhs: Indirect) -> Bool { lhs === rhs || lhs.value == rhs.value }
+    public func hash(into hasher: inout Hasher) { value.hash(into: &hasher) }
+}
