@@ -70,9 +70,13 @@ public struct DesiredState: Sendable {
 
     /// What cwo remembers of a `comparable` state for every workload: the state without its Deployment,
     /// and the Deployment serialized (a quarter of the memory of its tree).
+    /// Its texts are shared with other workloads' (see `StringInterner`): the conditions' messages and the
+    /// policy's limits are built for each workload, and repeat for every workload of one shape.
     public var remembered: (state: DesiredState, deployment: CompactJSON) {
         var kept = self
         kept.deployment = [:]
+        for index in kept.conditions.indices { kept.conditions[index].message = StringInterner.intern(kept.conditions[index].message) }
+        kept.policy.limits = kept.policy.limits.map(StringInterner.intern)
         return (kept, CompactJSON(deployment))
     }
 

@@ -5,7 +5,7 @@ import Synchronization
 /// (condition types, reasons and messages, kinds, images, namespaces). A thousand cached workloads otherwise hold a
 /// thousand heap copies of each; Swift keeps strings of up to 15 UTF-8 bytes inline, so only longer
 /// ones are interned.
-enum StringInterner {
+public enum StringInterner {
     /// Condition messages run to a few hundred bytes, and a workload's `Ready` repeats the message of the
     /// condition that is not met; longer values are not worth a lookup.
     static let longestInterned = 1024
@@ -22,7 +22,7 @@ enum StringInterner {
         "lastTransitionTime", "lastUpdateTime", "creationTimestamp",
     ]
 
-    static func intern(_ string: String) -> String {
+    public static func intern(_ string: String) -> String {
         let length = string.utf8.count
         guard length > 15, length <= longestInterned else { return string }
         return table.withLock { $0.intern(string, bytes: length) }
