@@ -42,27 +42,27 @@ public struct Condition: Codable, Sendable, Hashable {
     private var fields: Fields
 
     public var type: String {
-        get { fields.type }
+        get { fields.values.type }
         set { fields = fields.with { $0.type = newValue } }
     }
     public var observedGeneration: Int64? {
-        get { fields.observedGeneration }
+        get { fields.values.observedGeneration }
         set { fields = fields.with { $0.observedGeneration = newValue } }
     }
     public var status: ConditionStatus {
-        get { fields.status }
+        get { fields.values.status }
         set { fields = fields.with { $0.status = newValue } }
     }
     public var lastTransitionTime: String {
-        get { fields.lastTransitionTime }
+        get { fields.values.lastTransitionTime }
         set { fields = fields.with { $0.lastTransitionTime = newValue } }
     }
     public var reason: String {
-        get { fields.reason }
+        get { fields.values.reason }
         set { fields = fields.with { $0.reason = newValue } }
     }
     public var message: String {
-        get { fields.message }
+        get { fields.values.message }
         set { fields = fields.with { $0.message = newValue } }
     }
 
@@ -125,13 +125,6 @@ public struct Condition: Codable, Sendable, Hashable {
     final class Fields: Sendable, Hashable {
         let values: Values
         init(_ values: Values) { self.values = values }
-
-        var type: String { values.type }
-        var observedGeneration: Int64? { values.observedGeneration }
-        var status: ConditionStatus { values.status }
-        var lastTransitionTime: String { values.lastTransitionTime }
-        var reason: String { values.reason }
-        var message: String { values.message }
 
         func with(_ change: (inout Values) -> Void) -> Fields {
             var changed = values
