@@ -94,3 +94,30 @@ extension WorkloadCacheTests {
         #expect(String(decoding: try JSONCoding.encoder.encode(status), as: UTF8.self) == #"{"platform":"CoCo"}"#)
     }
 }
+
+extension WorkloadCacheTests {
+    /// The Deployment controller writes the same `Available` on every Deployment it rolled out in one
+    /// second; `Progressing` names the Deployment's ReplicaSet. The cache shares the first, not the second.
+    @Test func deploymentsShareTheirEqualConditionsAndKeepThoseNamingThem() throws {
+        func rolledOut(_ name: String) throws -> Deployment {
+            let json = """
+                {"metadata":{"name":"\(name)","namespace":"team","uid":"u-\(name)","generation":1},"spec":{},"status":{"observedGeneration":1,"replicas":1,"conditions":[
+                {"type":"Available","status":"True","lastUpdateTime":"2026-12-04T07:09:14Z","lastTransitionTime":"2026-12-04T07:09:14Z","reason":"MinimumReplicasAvailable","message":"Deployment has minimum availability."},
+                {"type":"Progressing","status":"True","lastUpdateTime":"2026-12-04T07:09:14Z","lastTransitionTime":"2026-12-04T07:09:13Z","reason":"NewReplicaSetAvailable","message":"ReplicaSet \\"\(name)-5d8f9c7b6\\" has successfully progressed."}]}}
+                """
+            return try JSONCoding.decode(Deployment.self, from: Array(json.utf8))
+        }
+        let (first, second) = (WorkloadCaches.cached(try rolledOut("w-1")), WorkloadCaches.cached(try rolledOut("w-2")))
+        let (a, b) = (try #require(first.status?.conditions), try #require(second.status?.conditions))
+        #expect(a[0] == b[0] && a[0].isSameCopy(as: b[0]))
+        #expect(!a[1].isSameCopy(as: b[1]) && a[1].message == #"ReplicaSet "w-1-5d8f9c7b6" has successfully progressed."#)
+        #expect(first.status == (try rolledOut("w-1")).status)
+        // Still a value, coded as apps/v1 DeploymentCondition.
+        var changed = b[0]
+        changed.status = "False"
+        #expect(a[0].status == "True" && changed != a[0])
+        let json = String(decoding: try JSONCoding.encoder.encode(DeploymentCondition(type: "Available", status: "True")), as: UTF8.self)
+        #expect(json == #"{"status":"True","type":"Available"}"#)
+        #expect(throws: (any Error).self) { try JSONCoding.decode(DeploymentCondition.self, from: Array(#"{"type":"Available"}"#.utf8)) }
+    }
+}

@@ -45,9 +45,16 @@ public struct WorkloadCaches: Sendable {
         return cached
     }
 
-    /// A Deployment as a watch event brings it into the cache: projected, its spec serialized.
+    /// A Deployment as a watch event brings it into the cache: projected, its spec serialized, its status
+    /// conditions shared with other Deployments' equal ones but for those that name it (`Progressing`
+    /// names its ReplicaSet).
     public static func cached(_ deployment: Deployment) -> Deployment {
-        project(deployment).compacted()
+        var cached = project(deployment).compacted()
+        if let conditions = cached.status?.conditions {
+            let name = cached.metadata.name ?? ""
+            cached.status?.conditions = conditions.map { !name.isEmpty && ($0.message ?? "").contains(name) ? $0 : $0.shared() }
+        }
+        return cached
     }
 
     /// A Deployment as the cache compares it: the policy annotation (~50 KB) replaced by its digest.

@@ -89,19 +89,66 @@ public struct DeploymentStatus: Codable, Sendable, Hashable {
     public init() {}
 }
 
+/// `apps/v1` DeploymentCondition. Held in one immutable, shareable box, as `Condition` is: the cache
+/// shares the conditions Deployments repeat (`Available`, "Deployment has minimum availability.").
 public struct DeploymentCondition: Codable, Sendable, Hashable {
-    public var type: String
-    public var status: String
-    public var reason: String?
-    public var message: String?
-    public var lastUpdateTime: String?
-    public var lastTransitionTime: String?
+    private var fields: Indirect<Values>
+
+    public var type: String {
+        get { fields.value.type }
+        set { change { $0.type = newValue } }
+    }
+    public var status: String {
+        get { fields.value.status }
+        set { change { $0.status = newValue } }
+    }
+    public var reason: String? {
+        get { fields.value.reason }
+        set { change { $0.reason = newValue } }
+    }
+    public var message: String? {
+        get { fields.value.message }
+        set { change { $0.message = newValue } }
+    }
+    public var lastUpdateTime: String? {
+        get { fields.value.lastUpdateTime }
+        set { change { $0.lastUpdateTime = newValue } }
+    }
+    public var lastTransitionTime: String? {
+        get { fields.value.lastTransitionTime }
+        set { change { $0.lastTransitionTime = newValue } }
+    }
 
     public init(type: String, status: String, reason: String? = nil, message: String? = nil) {
-        self.type = type
-        self.status = status
-        self.reason = reason
-        self.message = message
+        fields = Indirect(Values(type: type, status: status, reason: reason, message: message))
+    }
+
+    private mutating func change(_ edit: (inout Values) -> Void) {
+        var values = fields.value
+        edit(&values)
+        fields = Indirect(values)
+    }
+
+    /// This condition with the one copy of it the process shares among the objects it caches.
+    public func shared() -> DeploymentCondition {
+        var copy = self
+        copy.fields = ConditionInterner.intern(fields)
+        return copy
+    }
+
+    /// True when both hold the same copy of their fields; for tests.
+    public func isSameCopy(as other: DeploymentCondition) -> Bool { fields === other.fields }
+
+    public init(from decoder: any Decoder) throws { fields = try Indirect(from: decoder) }
+    public func encode(to encoder: any Encoder) throws { try fields.encode(to: encoder) }
+
+    struct Values: Codable, Sendable, Hashable {
+        var type: String
+        var status: String
+        var reason: String?
+        var message: String?
+        var lastUpdateTime: String?
+        var lastTransitionTime: String?
     }
 }
 
@@ -160,18 +207,19 @@ extension DeploymentStatus {
 extension DeploymentCondition {
     /// type 1, status 2, reason 4, message 5, lastUpdateTime 6, lastTransitionTime 7.
     init(protobuf message: ProtobufReader) throws {
-        self.init(type: "", status: "")
+        var values = Values(type: "", status: "")
         var message = message
         while let (field, value) = try message.next() {
             switch field {
-            case 1: type = try value.string
-            case 2: status = try value.string
-            case 4: reason = try value.string
-            case 5: self.message = try value.string
-            case 6: lastUpdateTime = try KubernetesProtobuf.timestamp(value.message)
-            case 7: lastTransitionTime = try KubernetesProtobuf.timestamp(value.message)
+            case 1: values.type = try value.string
+            case 2: values.status = try value.string
+            case 4: values.reason = try value.string
+            case 5: values.message = try value.string
+            case 6: values.lastUpdateTime = try KubernetesProtobuf.timestamp(value.message)
+            case 7: values.lastTransitionTime = try KubernetesProtobuf.timestamp(value.message)
             default: break
             }
         }
+        fields = Indirect(values)
     }
 }

@@ -39,40 +39,47 @@ public struct StatusCause: Codable, Sendable, Hashable {
 /// cache holds of conditions repeats across objects (a condition with the same type, reason, message and
 /// second of transition), and `shared()` gives one copy of such a condition to all of them.
 public struct Condition: Codable, Sendable, Hashable {
-    private var fields: Fields
+    private var fields: Indirect<Values>
 
     public var type: String {
-        get { fields.values.type }
-        set { fields = fields.with { $0.type = newValue } }
+        get { fields.value.type }
+        set { change { $0.type = newValue } }
     }
     public var observedGeneration: Int64? {
-        get { fields.values.observedGeneration }
-        set { fields = fields.with { $0.observedGeneration = newValue } }
+        get { fields.value.observedGeneration }
+        set { change { $0.observedGeneration = newValue } }
     }
     public var status: ConditionStatus {
-        get { fields.values.status }
-        set { fields = fields.with { $0.status = newValue } }
+        get { fields.value.status }
+        set { change { $0.status = newValue } }
     }
     public var lastTransitionTime: String {
-        get { fields.values.lastTransitionTime }
-        set { fields = fields.with { $0.lastTransitionTime = newValue } }
+        get { fields.value.lastTransitionTime }
+        set { change { $0.lastTransitionTime = newValue } }
     }
     public var reason: String {
-        get { fields.values.reason }
-        set { fields = fields.with { $0.reason = newValue } }
+        get { fields.value.reason }
+        set { change { $0.reason = newValue } }
     }
     public var message: String {
-        get { fields.values.message }
-        set { fields = fields.with { $0.message = newValue } }
+        get { fields.value.message }
+        set { change { $0.message = newValue } }
     }
 
     public init(
         type: String, status: ConditionStatus, observedGeneration: Int64?, lastTransitionTime: String, reason: String,
         message: String
     ) {
-        fields = Fields(Values(
+        fields = Indirect(Values(
             type: type, observedGeneration: observedGeneration, status: status, lastTransitionTime: lastTransitionTime,
             reason: reason, message: message))
+    }
+
+    /// A change makes a new box: a shared one never changes under its other holders.
+    private mutating func change(_ edit: (inout Values) -> Void) {
+        var values = fields.value
+        edit(&values)
+        fields = Indirect(values)
     }
 
     /// This condition with the one copy of it the process shares among the objects it caches (see
@@ -86,54 +93,17 @@ public struct Condition: Codable, Sendable, Hashable {
     /// True when both hold the same copy of their fields (`shared()` of equal conditions); for tests.
     public func isSameCopy(as other: Condition) -> Bool { fields === other.fields }
 
-    private enum CodingKeys: String, CodingKey { case type, status, observedGeneration, lastTransitionTime, reason, message }
+    /// Coded as its fields: the members of `metav1.Condition`, `observedGeneration` left out when unset.
+    public init(from decoder: any Decoder) throws { fields = try Indirect(from: decoder) }
+    public func encode(to encoder: any Encoder) throws { try fields.encode(to: encoder) }
 
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(
-            type: try container.decode(String.self, forKey: .type),
-            status: try container.decode(ConditionStatus.self, forKey: .status),
-            observedGeneration: try container.decodeIfPresent(Int64.self, forKey: .observedGeneration),
-            lastTransitionTime: try container.decode(String.self, forKey: .lastTransitionTime),
-            reason: try container.decode(String.self, forKey: .reason),
-            message: try container.decode(String.self, forKey: .message))
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(type, forKey: .type)
-        try container.encode(status, forKey: .status)
-        try container.encodeIfPresent(observedGeneration, forKey: .observedGeneration)
-        try container.encode(lastTransitionTime, forKey: .lastTransitionTime)
-        try container.encode(reason, forKey: .reason)
-        try container.encode(message, forKey: .message)
-    }
-
-    public static func == (lhs: Condition, rhs: Condition) -> Bool { lhs.fields === rhs.fields || lhs.fields.values == rhs.fields.values }
-    public func hash(into hasher: inout Hasher) { fields.values.hash(into: &hasher) }
-
-    struct Values: Sendable, Hashable {
+    struct Values: Codable, Sendable, Hashable {
         var type: String
         var observedGeneration: Int64?
         var status: ConditionStatus
         var lastTransitionTime: String
         var reason: String
         var message: String
-    }
-
-    /// Immutable: a change makes a new box, so a shared one never changes under its other holders.
-    final class Fields: Sendable, Hashable {
-        let values: Values
-        init(_ values: Values) { self.values = values }
-
-        func with(_ change: (inout Values) -> Void) -> Fields {
-            var changed = values
-            change(&changed)
-            return Fields(changed)
-        }
-
-        static func == (lhs: Fields, rhs: Fields) -> Bool { lhs === rhs || lhs.values == rhs.values }
-        func hash(into hasher: inout Hasher) { values.hash(into: &hasher) }
     }
 }
 

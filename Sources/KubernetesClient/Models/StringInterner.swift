@@ -30,16 +30,23 @@ public enum StringInterner {
 }
 
 /// One shared copy of the conditions cached objects repeat: workloads of one shape converged in one
-/// burst carry the same `PolicyReady` (type, reason, message, second of transition), 80 bytes each
-/// otherwise. Aged out like strings (see `InternTable`), so the table holds on to few conditions nothing
-/// uses any more.
+/// burst carry the same `PolicyReady` (type, reason, message, second of transition), and Deployments the
+/// same `Available`, 80-100 bytes each otherwise. Aged out like strings (see `InternTable`), so the tables
+/// hold on to few conditions nothing uses any more.
 enum ConditionInterner {
-    private static let table = Mutex(InternTable<Condition.Fields>(capacity: 4096, bytes: 512 * 1024))
+    private static let conditions = Mutex(InternTable<Indirect<Condition.Values>>(capacity: 4096, bytes: 512 * 1024))
+    private static let deploymentConditions = Mutex(InternTable<Indirect<DeploymentCondition.Values>>(capacity: 4096, bytes: 512 * 1024))
 
-    static func intern(_ fields: Condition.Fields) -> Condition.Fields {
-        let values = fields.values
+    static func intern(_ fields: Indirect<Condition.Values>) -> Indirect<Condition.Values> {
+        let values = fields.value
         let bytes = values.type.utf8.count + values.lastTransitionTime.utf8.count + values.reason.utf8.count + values.message.utf8.count
-        return table.withLock { $0.intern(fields, bytes: bytes) }
+        return conditions.withLock { $0.intern(fields, bytes: bytes) }
+    }
+
+    static func intern(_ fields: Indirect<DeploymentCondition.Values>) -> Indirect<DeploymentCondition.Values> {
+        let values = fields.value
+        let bytes = [values.reason, values.message, values.lastUpdateTime, values.lastTransitionTime].reduce(values.type.utf8.count) { $0 + ($1?.utf8.count ?? 0) }
+        return deploymentConditions.withLock { $0.intern(fields, bytes: bytes) }
     }
 }
 
