@@ -1,6 +1,6 @@
 @testable import ConfidentialWorkload
 @testable import ControllerRuntime
-import KubernetesClient
+@testable import KubernetesClient
 import Testing
 
 @Suite struct WorkloadCacheTests {

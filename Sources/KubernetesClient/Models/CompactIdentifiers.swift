@@ -134,6 +134,13 @@ public final class Indirect<Value: Sendable & Hashable & Codable>: Sendable, Has
 
     public init(_ value: Value) { self.value = value }
 
+    /// A new box holding the value as `edit` changes it: one shared box never changes under its holders.
+    public func with(_ edit: (inout Value) -> Void) -> Indirect {
+        var changed = value
+        edit(&changed)
+        return Indirect(changed)
+    }
+
     public convenience init(from decoder: any Decoder) throws { self.init(try Value(from: decoder)) }
     public func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
 

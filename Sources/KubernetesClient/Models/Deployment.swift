@@ -96,37 +96,31 @@ public struct DeploymentCondition: Codable, Sendable, Hashable {
 
     public var type: String {
         get { fields.value.type }
-        set { change { $0.type = newValue } }
+        set { fields = fields.with { $0.type = newValue } }
     }
     public var status: String {
         get { fields.value.status }
-        set { change { $0.status = newValue } }
+        set { fields = fields.with { $0.status = newValue } }
     }
     public var reason: String? {
         get { fields.value.reason }
-        set { change { $0.reason = newValue } }
+        set { fields = fields.with { $0.reason = newValue } }
     }
     public var message: String? {
         get { fields.value.message }
-        set { change { $0.message = newValue } }
+        set { fields = fields.with { $0.message = newValue } }
     }
     public var lastUpdateTime: String? {
         get { fields.value.lastUpdateTime }
-        set { change { $0.lastUpdateTime = newValue } }
+        set { fields = fields.with { $0.lastUpdateTime = newValue } }
     }
     public var lastTransitionTime: String? {
         get { fields.value.lastTransitionTime }
-        set { change { $0.lastTransitionTime = newValue } }
+        set { fields = fields.with { $0.lastTransitionTime = newValue } }
     }
 
     public init(type: String, status: String, reason: String? = nil, message: String? = nil) {
         fields = Indirect(Values(type: type, status: status, reason: reason, message: message))
-    }
-
-    private mutating func change(_ edit: (inout Values) -> Void) {
-        var values = fields.value
-        edit(&values)
-        fields = Indirect(values)
     }
 
     /// This condition with the one copy of it the process shares among the objects it caches.
@@ -137,7 +131,7 @@ public struct DeploymentCondition: Codable, Sendable, Hashable {
     }
 
     /// True when both hold the same copy of their fields; for tests.
-    public func isSameCopy(as other: DeploymentCondition) -> Bool { fields === other.fields }
+    func isSameCopy(as other: DeploymentCondition) -> Bool { fields === other.fields }
 
     public init(from decoder: any Decoder) throws { fields = try Indirect(from: decoder) }
     public func encode(to encoder: any Encoder) throws { try fields.encode(to: encoder) }

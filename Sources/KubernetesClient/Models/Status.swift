@@ -43,27 +43,27 @@ public struct Condition: Codable, Sendable, Hashable {
 
     public var type: String {
         get { fields.value.type }
-        set { change { $0.type = newValue } }
+        set { fields = fields.with { $0.type = newValue } }
     }
     public var observedGeneration: Int64? {
         get { fields.value.observedGeneration }
-        set { change { $0.observedGeneration = newValue } }
+        set { fields = fields.with { $0.observedGeneration = newValue } }
     }
     public var status: ConditionStatus {
         get { fields.value.status }
-        set { change { $0.status = newValue } }
+        set { fields = fields.with { $0.status = newValue } }
     }
     public var lastTransitionTime: String {
         get { fields.value.lastTransitionTime }
-        set { change { $0.lastTransitionTime = newValue } }
+        set { fields = fields.with { $0.lastTransitionTime = newValue } }
     }
     public var reason: String {
         get { fields.value.reason }
-        set { change { $0.reason = newValue } }
+        set { fields = fields.with { $0.reason = newValue } }
     }
     public var message: String {
         get { fields.value.message }
-        set { change { $0.message = newValue } }
+        set { fields = fields.with { $0.message = newValue } }
     }
 
     public init(
@@ -75,13 +75,6 @@ public struct Condition: Codable, Sendable, Hashable {
             reason: reason, message: message))
     }
 
-    /// A change makes a new box: a shared one never changes under its other holders.
-    private mutating func change(_ edit: (inout Values) -> Void) {
-        var values = fields.value
-        edit(&values)
-        fields = Indirect(values)
-    }
-
     /// This condition with the one copy of it the process shares among the objects it caches (see
     /// `ConditionInterner`). The same value: for a cache's transform.
     public func shared() -> Condition {
@@ -91,7 +84,7 @@ public struct Condition: Codable, Sendable, Hashable {
     }
 
     /// True when both hold the same copy of their fields (`shared()` of equal conditions); for tests.
-    public func isSameCopy(as other: Condition) -> Bool { fields === other.fields }
+    func isSameCopy(as other: Condition) -> Bool { fields === other.fields }
 
     /// Coded as its fields: the members of `metav1.Condition`, `observedGeneration` left out when unset.
     public init(from decoder: any Decoder) throws { fields = try Indirect(from: decoder) }

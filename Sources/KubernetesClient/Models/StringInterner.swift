@@ -39,14 +39,18 @@ enum ConditionInterner {
 
     static func intern(_ fields: Indirect<Condition.Values>) -> Indirect<Condition.Values> {
         let values = fields.value
-        let bytes = values.type.utf8.count + values.lastTransitionTime.utf8.count + values.reason.utf8.count + values.message.utf8.count
-        return conditions.withLock { $0.intern(fields, bytes: bytes) }
+        return intern(fields, in: conditions, bytes: [values.type, values.lastTransitionTime, values.reason, values.message])
     }
 
     static func intern(_ fields: Indirect<DeploymentCondition.Values>) -> Indirect<DeploymentCondition.Values> {
         let values = fields.value
-        let bytes = [values.reason, values.message, values.lastUpdateTime, values.lastTransitionTime].reduce(values.type.utf8.count) { $0 + ($1?.utf8.count ?? 0) }
-        return deploymentConditions.withLock { $0.intern(fields, bytes: bytes) }
+        return intern(fields, in: deploymentConditions, bytes: [values.type, values.reason, values.message, values.lastUpdateTime, values.lastTransitionTime])
+    }
+
+    /// `texts`: what the condition holds, counted against the table's bytes.
+    private static func intern<Value>(_ fields: Indirect<Value>, in table: borrowing Mutex<InternTable<Indirect<Value>>>, bytes texts: [String?]) -> Indirect<Value> {
+        let bytes = texts.reduce(0) { $0 + ($1?.utf8.count ?? 0) }
+        return table.withLock { $0.intern(fields, bytes: bytes) }
     }
 }
 
