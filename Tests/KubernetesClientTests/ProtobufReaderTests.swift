@@ -100,4 +100,57 @@ struct ProtobufReaderTests {
         // No envelope: not protobuf.
         #expect(!Array("{\"kind\":\"List\"}".utf8).withUnsafeBytes { KubernetesProtobuf.isEnvelope($0) })
     }
+
+    /// A Deployment message: metadata (named "d", generation 2), `spec` (DeploymentSpec's bytes), no status.
+    static func deployment(spec: [UInt8]) -> [UInt8] {
+        field(1, field(1, Array("d".utf8)) + field(7, varint: 2)) + field(2, spec)
+    }
+
+    /// DeploymentSpec: replicas 3, a rolling update with maxSurge "25%" and maxUnavailable 1, and a pod
+    /// template with a volume (its source inlined in JSON), a container with a memory limit and
+    /// supplemental groups written both unpacked and packed.
+    static let spec: [UInt8] = {
+        let intOrString = { (text: String?, number: Int64) -> [UInt8] in
+            text.map { field(1, varint: 1) + field(3, Array($0.utf8)) } ?? (field(1, varint: 0) + field(2, varint: number))
+        }
+        let strategy = field(1, Array("RollingUpdate".utf8)) + field(2, field(1, intOrString(nil, 1)) + field(2, intOrString("25%", 0)))
+        let limits = field(1, field(1, Array("memory".utf8)) + field(2, field(1, Array("256Mi".utf8))))
+        let container = field(1, Array("app".utf8)) + field(2, Array("nginx".utf8)) + field(8, limits) + field(16, varint: 0)
+        let volume = field(1, Array("scratch".utf8)) + field(2, field(2, []))
+        let security = field(4, varint: 7) + field(4, [8, 9])
+        let podSpec = field(1, volume) + field(2, container) + field(14, security)
+        return field(1, varint: 3) + field(4, strategy) + field(3, field(2, podSpec))
+    }()
+
+    @Test func aDeploymentSpecReadsAsItsJSON() throws {
+        let deployment = try Self.deployment(spec: Self.spec).withUnsafeBytes { try Deployment(protobuf: ProtobufReader($0)) }
+        #expect(!deployment.specUnread)
+        #expect(deployment.metadata.generation == 2)
+        let expected: JSONValue = [
+            "replicas": 3,
+            "strategy": ["type": "RollingUpdate", "rollingUpdate": ["maxUnavailable": 1, "maxSurge": "25%"]],
+            "template": ["spec": [
+                "volumes": [["name": "scratch", "emptyDir": [:]]],
+                "containers": [["name": "app", "image": "nginx", "resources": ["limits": ["memory": "256Mi"]]]],
+                "securityContext": ["supplementalGroups": [7, 8, 9]],
+            ]],
+        ]
+        #expect(deployment.spec == expected)
+    }
+
+    /// A field the schema does not know (a newer API server's) leaves the spec unread, never read without
+    /// it; the rest of the Deployment is read.
+    @Test func aFieldOutsideTheSchemaLeavesTheSpecUnread() throws {
+        let podSpecWithNewField = Self.field(3, Self.field(2, Self.field(2, Self.field(1, Array("app".utf8))) + Self.field(999, varint: 1)))
+        for spec in [Self.spec + Self.field(99, varint: 1), podSpecWithNewField] {
+            let deployment = try Self.deployment(spec: spec).withUnsafeBytes { try Deployment(protobuf: ProtobufReader($0)) }
+            #expect(deployment.specUnread)
+            #expect(deployment.spec == nil)
+            #expect(deployment.metadata.name == "d")
+        }
+        // A malformed message is still an error.
+        #expect(throws: ProtobufError.self) {
+            _ = try Array(Self.deployment(spec: Self.spec).dropLast()).withUnsafeBytes { try Deployment(protobuf: ProtobufReader($0)) }
+        }
+    }
 }

@@ -62,6 +62,11 @@ public struct ProtobufReader {
         }
     }
 
+    /// The next varint of a packed repeated field's bytes; nil at their end.
+    public mutating func nextVarint() throws -> UInt64? {
+        offset < bytes.count ? try varint() : nil
+    }
+
     private mutating func varint() throws -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
