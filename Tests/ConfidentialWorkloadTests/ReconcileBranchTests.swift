@@ -1,7 +1,7 @@
 @testable import ConfidentialWorkload
 @testable import ControllerRuntime
 import Foundation
-import KubernetesClient
+@testable import KubernetesClient
 import Logging
 import Testing
 import TestSupport
@@ -115,6 +115,55 @@ struct ReconcileBranchTests {
         await bench.close()
         #expect(sent == ["PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)"])
         #expect(body[path: ["spec", "template", "spec", "nodeSelector"]] == ["zone": "a"])
+    }
+
+    /// A cached Deployment whose spec the protobuf watch could not read (a field of a newer API server) is
+    /// read as JSON before it is compared: nothing is written when that shows the intent, one apply when
+    /// it shows a hand edit.
+    @Test func aDeploymentWhoseSpecProtobufCouldNotReadIsReadAsJSON() async throws {
+        let bench = try await Bench()
+        var workload = Self.workload(Self.spec)
+        _ = try await bench.reconcile(workload)
+        try bench.settle(&workload, version: 2)
+        let whole = try #require(bench.caches.deployments.get(Self.key))
+        var json = try JSONParser.parse(try #require(bench.server.requests.first { $0.path == Self.deploymentPath }?.body))
+        json["metadata"]?["uid"] = .string(whole.metadata.uid ?? "")
+        var version = 2
+        // A new version of the spec (a new generation: at the same one the cache keeps the settled summary)
+        // arrives through the watch, its spec unread; the server serves it as JSON.
+        func serve() {
+            version += 1
+            json["metadata"]?["resourceVersion"] = .string("\(version)")
+            json["metadata"]?["generation"] = .number(Double(version))
+            var bytes: [UInt8] = []
+            json.serialize(into: &bytes)
+            bench.server.stored.withLock { $0[Self.deploymentPath] = String(decoding: bytes, as: UTF8.self) }
+        }
+        func unread() {
+            var unread = whole
+            unread.metadata.resourceVersion = "\(version)"
+            unread.metadata.generation = Int64(version)
+            unread.spec = nil
+            unread.specUnread = true
+            bench.deliver(unread)
+        }
+
+        serve()
+        unread()
+        let first = try await bench.reconcile(workload)
+        // No apply; the status says the rollout of the new generation has not been observed yet.
+        #expect(first == ["GET \(Self.deploymentPath)", "PATCH \(Self.statusPath)"])
+        #expect(bench.caches.deployments.get(Self.key)?.specUnread == false, "the cache holds the Deployment read whole")
+        #expect(try await bench.reconcile(workload) == [], "and reads it no more")
+
+        var containers = try #require(json[path: ["spec", "template", "spec", "containers"]]?.arrayValue)
+        containers[0]["image"] = "registry.example/edited:1"
+        json["spec"]?["template"]?["spec"]?["containers"] = .array(containers)
+        serve()
+        unread()
+        let sent = try await bench.reconcile(workload)
+        await bench.close()
+        #expect(sent == ["GET \(Self.deploymentPath)", "PATCH \(Self.deploymentPath)", "PATCH \(Self.statusPath)"])
     }
 
     /// A Deployment stamped by a cwo from before intent digests were condensed (the digest of the whole

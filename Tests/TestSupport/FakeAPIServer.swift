@@ -56,6 +56,9 @@ public final class FakeAPIServer: Sendable {
     /// the answer).
     public let onRequest = Mutex<(@Sendable (RecordedRequest) -> Void)?>(nil)
 
+    /// Bodies that GETs of these paths are answered with (200), instead of 404.
+    public let stored = Mutex<[String: String]>([:])
+
     /// Answers requests matching `method` and `pathContains` with `status` and a Status of `reason` from now on.
     public func fail(_ method: String, _ pathContains: String, status: Int, reason: String, retryAfter: Int? = nil) {
         faults.withLock { $0.append((method, pathContains, status, reason, retryAfter)) }
@@ -74,6 +77,8 @@ public final class FakeAPIServer: Sendable {
         switch request.method {
         case "GET" where request.path == "/version":
             return CannedAnswer(status: 200, body: #"{"major":"1","minor":"20","gitVersion":"v1.20.2"}"#)
+        case "GET" where stored.withLock({ $0[request.path] }) != nil:
+            return CannedAnswer(status: 200, body: stored.withLock { $0[request.path] } ?? "")
         case "PATCH", "POST", "PUT":
             // Apply and create answer the object as stored; a merge patch's answer is not read by cwo.
             return CannedAnswer(status: request.method == "POST" ? 201 : 200, body: request.body.isEmpty ? "{}" : request.body)

@@ -59,6 +59,7 @@ public struct WorkloadCaches: Sendable {
 
     /// A Deployment as the cache compares it: the policy annotation (~50 KB) replaced by its digest.
     static func project(_ deployment: Deployment) -> Deployment {
+        guard !deployment.specUnread else { return deployment }  // read as JSON when a reconcile needs it
         var projected = deployment
         projected.spec = PolicyDigest.project(deployment: deployment.spec)
         return projected

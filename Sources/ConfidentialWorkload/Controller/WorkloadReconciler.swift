@@ -310,7 +310,10 @@ public final class WorkloadReconciler: Reconciler {
     ) async throws -> (Deployment?, ConditionInput?) {
         // cwo's last write of the Deployment, read before the cache (see `apply`).
         let pending = memories.written(key, uid: workload.metadata.uid, Resource.deployments.plural)
-        let cached = caches.deployments.get(key)
+        var cached = caches.deployments.get(key)
+        if let unread = cached, unread.specUnread {
+            cached = try await readWhole(unread, key: key)
+        }
         // The cache keeps the Deployment's spec serialized: parse it once for this reconcile.
         let live = cached?.comparable
         var condition = release?.condition
@@ -375,6 +378,20 @@ public final class WorkloadReconciler: Reconciler {
         // the apply changed none of it), and any change of it comes back through the watch and reconciles.
         let status = cached?.metadata.uid == applied.metadata.uid ? cached?.status : nil
         return (Deployment(metadata: applied.metadata, status: status), condition)
+    }
+
+    /// The Deployment whose spec the protobuf watch could not read (a field of a newer API server), read
+    /// as JSON; the cache takes it in place of the unread one if that is still the cached version.
+    func readWhole(_ unread: Deployment, key: ObjectKey) async throws -> Deployment? {
+        let json: UntypedObject
+        do {
+            json = try await client.get(.deployments, namespace: key.namespace, name: key.name)
+        } catch let error as KubeError where error.reason == .notFound {
+            return nil
+        }
+        let whole = WorkloadCaches.cached(try json.raw.decode(as: Deployment.self))
+        caches.deployments.update(key, ifVersion: unread.resourceVersion) { _ in whole }
+        return whole
     }
 
     /// The intent digest of the workload's Deployment as a cwo before digests were condensed stamped it,

@@ -8,6 +8,9 @@ public struct Deployment: KubernetesObject {
     private var storedSpec: StoredJSON
     /// True when `spec` is a summary (`withSpecSummary`), not the whole spec.
     public private(set) var specIsSummary = false
+    /// True when the Deployment was read as protobuf and its spec has a field `ProtobufSchema` does not
+    /// know (a newer API server's): `spec` is nil, and a reader that needs it reads the Deployment as JSON.
+    public internal(set) var specUnread = false
 
     /// The spec; for a `compacted()` Deployment, parsed from its bytes on each read.
     public var spec: JSONValue? {
@@ -15,6 +18,7 @@ public struct Deployment: KubernetesObject {
         set {
             storedSpec.value = newValue
             specIsSummary = false
+            specUnread = false
         }
     }
 
@@ -40,6 +44,7 @@ public struct Deployment: KubernetesObject {
         var copy = self
         copy.storedSpec = StoredJSON(summary).compacted()
         copy.specIsSummary = true
+        copy.specUnread = false
         return copy
     }
 
@@ -53,6 +58,7 @@ public struct Deployment: KubernetesObject {
         var copy = self
         copy.storedSpec = older.storedSpec
         copy.specIsSummary = true
+        copy.specUnread = false
         return copy
     }
 
@@ -143,6 +149,28 @@ public struct DeploymentCondition: Codable, Sendable, Hashable {
         var message: String?
         var lastUpdateTime: String?
         var lastTransitionTime: String?
+    }
+}
+
+extension Deployment: ProtobufDecodable {
+    /// `apps/v1` Deployment: metadata 1, spec 2 (through `ProtobufSchema`), status 3.
+    public init(protobuf message: ProtobufReader) throws {
+        self.init(metadata: ObjectMeta())
+        var message = message
+        while let (field, value) = try message.next() {
+            switch field {
+            case 1: metadata = try ObjectMeta(protobuf: value.message)
+            case 2:
+                do {
+                    spec = try ProtobufSchema.json(value.message, message: "DeploymentSpec")
+                } catch is ProtobufSchema.UnknownField {
+                    spec = nil
+                    specUnread = true
+                }
+            case 3: status = try DeploymentStatus(protobuf: value.message)
+            default: break
+            }
+        }
     }
 }
 
