@@ -153,4 +153,23 @@ struct ProtobufReaderTests {
             _ = try Array(Self.deployment(spec: Self.spec).dropLast()).withUnsafeBytes { try Deployment(protobuf: ProtobufReader($0)) }
         }
     }
+
+    /// Two Deployments read from protobuf share one copy of what repeats across objects (as the JSON parser
+    /// shares it): their namespace, annotation keys, owner's kind and container images.
+    @Test func repeatedStringsOfDeploymentsReadFromProtobufAreShared() throws {
+        let annotation = Self.field(12, Self.field(1, Array("cwo.dev/applied-intent".utf8)) + Self.field(2, Array("abc".utf8)))
+        let owner = Self.field(13, Self.field(1, Array("ConfidentialWorkload".utf8)) + Self.field(3, Array("w".utf8)))
+        let metadata = Self.field(1, Array("d".utf8)) + Self.field(3, Array("payments-production".utf8)) + annotation + owner
+        let container = Self.field(1, Array("app".utf8)) + Self.field(2, Array("registry.example/app:1".utf8))
+        let bytes = Self.field(1, metadata) + Self.field(2, Self.field(3, Self.field(2, Self.field(2, container))))
+        let (first, second) = try bytes.withUnsafeBytes { (try Deployment(protobuf: ProtobufReader($0)), try Deployment(protobuf: ProtobufReader($0))) }
+        func image(_ deployment: Deployment) -> String? { deployment.spec?[path: ["template", "spec", "containers"]]?.arrayValue?.first?["image"]?.stringValue }
+        let texts: [(Deployment) -> String?] = [
+            { $0.metadata.namespace }, { $0.metadata.annotations?.keys.first }, { $0.metadata.ownerReferences?.first?.kind }, image,
+        ]
+        for text in texts {
+            let (a, b) = (try #require(text(first)), try #require(text(second)))
+            #expect(a == b && StringInternerTests.storage(a) == StringInternerTests.storage(b), "\(a)")
+        }
+    }
 }

@@ -152,20 +152,21 @@ extension ObjectMeta: ProtobufDecodable {
             switch field {
             case 1: name = try value.string
             case 2: generateName = try value.string.nonEmpty
-            case 3: namespace = try value.string.nonEmpty
+            case 3: namespace = try value.string.nonEmpty.map(StringInterner.intern)
             case 5: uid = try value.string
             case 6: resourceVersion = try value.string
             case 7: generation = try value.integer
-            case 8: creationTimestamp = try KubernetesProtobuf.timestamp(value.message)
+            case 8: creationTimestamp = StringInterner.intern(try KubernetesProtobuf.timestamp(value.message))
             case 9: deletionTimestamp = try KubernetesProtobuf.timestamp(value.message)
+            // Label and annotation keys repeat across objects: shared, as the JSON parser shares them.
             case 11:
                 let (key, text) = try KubernetesProtobuf.mapEntry(value)
                 labels = labels ?? [:]
-                labels?[key] = text
+                labels?[StringInterner.intern(key)] = text
             case 12:
                 let (key, text) = try KubernetesProtobuf.mapEntry(value)
                 annotations = annotations ?? [:]
-                annotations?[key] = text
+                annotations?[StringInterner.intern(key)] = text
             case 13: ownerReferences = (ownerReferences ?? []) + [try OwnerReference(protobuf: value.message)]
             case 14: finalizers = (finalizers ?? []) + [try value.string]
             default: break
@@ -180,10 +181,10 @@ extension OwnerReference {
         var message = message
         while let (field, value) = try message.next() {
             switch field {
-            case 1: kind = try value.string
+            case 1: kind = StringInterner.intern(try value.string)
             case 3: name = try value.string
             case 4: uid = try value.string
-            case 5: apiVersion = try value.string
+            case 5: apiVersion = StringInterner.intern(try value.string)
             case 6: controller = try value.bool
             case 7: blockOwnerDeletion = try value.bool
             default: break

@@ -36,6 +36,8 @@ public enum ProtobufSchema {
     struct Field {
         var name: String
         var kind: Kind
+        /// Its values repeat across objects (images, mount paths): one copy of each is kept.
+        var shared: Bool
     }
 
     private static func read(_ reader: ProtobufReader, message: String, into object: inout [String: JSONValue]) throws {
@@ -51,7 +53,7 @@ public enum ProtobufSchema {
             switch field.kind {
             case .string:
                 let text = try value.string
-                if !text.isEmpty { object[field.name] = .string(text) }
+                if !text.isEmpty { object[field.name] = .string(field.shared ? StringInterner.intern(text) : text) }
             case .bool:
                 if try value.bool { object[field.name] = .bool(true) }
             case .integer:
@@ -67,8 +69,9 @@ public enum ProtobufSchema {
                     append(.number(Double(try value.integer)), to: field.name, in: &object)
                 }
             case .strings2strings:
+                // Its keys are member names in JSON, shared as the JSON parser shares those.
                 let (key, text) = try KubernetesProtobuf.mapEntry(value)
-                object[field.name, default: .object([:])][key] = .string(text)
+                object[field.name, default: .object([:])][StringInterner.intern(key)] = .string(text)
             case .message(let type):
                 let item = try special(value, type) ?? json(value.message, message: type)
                 if item != .null { object[field.name] = item }
@@ -151,7 +154,8 @@ public enum ProtobufSchema {
                         else if code.hasPrefix("*") { .inline(String(code.dropFirst())) }
                         else { .message(code) }
                     }
-                fields[number] = Field(name: String(words[1]), kind: kind)
+                let name = String(words[1])
+                fields[number] = Field(name: name, kind: kind, shared: StringInterner.sharedValueMembers.contains(name))
             }
             table[message] = fields
         }
