@@ -368,7 +368,9 @@ func latencySample(namespace: String, name: String, applyItself: Bool) async thr
     var body: JSONValue?
     if applyItself { body = try rawWrites(name: name, namespace: namespace).deployment }
     let list: ObjectList<UntypedObject> = try await client.list(.deployments, namespace: namespace, options: .init(limit: 1))
-    let stream: WatchStream<UntypedObject> = try await client.watch(.deployments, namespace: namespace,
+    // As protobuf, as a cluster's controller manager watches Deployments: the API server encodes each
+    // Deployment event once per encoding, and cwo's watch is protobuf too.
+    let stream: WatchStream<Deployment> = try await client.watch(.deployments, namespace: namespace,
         options: .init(fieldSelector: "metadata.name=\(name)", resourceVersion: list.metadata.resourceVersion, timeoutSeconds: 30))
     let workloadList: ObjectList<UntypedObject> = try await client.list(workloads, namespace: namespace, options: .init(limit: 1))
     let workloadStream: WatchStream<UntypedObject> = try await client.watch(workloads, namespace: namespace,
@@ -386,8 +388,8 @@ func latencySample(namespace: String, name: String, applyItself: Bool) async thr
     }
     for try await event in stream {
         if case .added(let deployment) = event,
-            deployment.raw[path: ["spec", "template", "spec", "runtimeClassName"]] == "kata-cc",
-            deployment.raw[path: ["spec", "template", "metadata", "annotations", "cwo.dev/policy-hash"]] != nil
+            deployment.spec?[path: ["template", "spec", "runtimeClassName"]] == "kata-cc",
+            deployment.spec?[path: ["template", "metadata", "annotations", "cwo.dev/policy-hash"]] != nil
         {
             let elapsed = seconds(ContinuousClock.now - start) * 1000
             return (elapsed, try await delivered)
