@@ -330,17 +330,8 @@ public enum ProtobufSchema {
         "WindowsSecurityContextOptions": "1 gmsaCredentialSpecName; 2 gmsaCredentialSpec; 3 runAsUserName; 4 hostProcess b",
         "SeccompProfile": "1 type; 2 localhostProfile",
         "AppArmorProfile": "1 type; 2 localhostProfile",
-        "EphemeralContainer": "1 ephemeralContainerCommon *EphemeralContainerCommon; 2 targetContainerName",
-        "EphemeralContainerCommon": """
-            1 name; 2 image; 3 command []; 4 args []; 5 workingDir; 6 ports []ContainerPort;
-            19 envFrom []EnvFromSource; 7 env []EnvVar; 8 resources ResourceRequirements;
-            23 resizePolicy []ContainerResizePolicy; 24 restartPolicy;
-            25 restartPolicyRules []ContainerRestartRule; 9 volumeMounts []VolumeMount;
-            21 volumeDevices []VolumeDevice; 10 livenessProbe Probe; 11 readinessProbe Probe;
-            22 startupProbe Probe; 12 lifecycle Lifecycle; 13 terminationMessagePath;
-            20 terminationMessagePolicy; 14 imagePullPolicy; 15 securityContext SecurityContext; 16 stdin b;
-            17 stdinOnce b; 18 tty b
-            """,
+        // EphemeralContainerCommon has Container's fields, numbered alike.
+        "EphemeralContainer": "1 ephemeralContainerCommon *Container; 2 targetContainerName",
         "PodSecurityContext": """
             1 seLinuxOptions SELinuxOptions; 8 windowsOptions WindowsSecurityContextOptions; 2 runAsUser i;
             6 runAsGroup i; 3 runAsNonRoot b; 4 supplementalGroups []i; 12 supplementalGroupsPolicy; 5 fsGroup i;
