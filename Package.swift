@@ -71,6 +71,7 @@ let package = Package(
             dependencies: [
                 "KubernetesClient",
                 "FoundationExtras",
+                "CGlobalExecutorHook",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -150,6 +151,9 @@ let package = Package(
                     ], .when(platforms: [.linux], configuration: .release))
             ]
         ),
+        // Swift's hook for jobs of its global executor, reached at link time (the runtime is linked in
+        // statically and does not export it): see ControllerRuntime's TasksOnEventLoops.
+        .target(name: "CGlobalExecutorHook"),
         // Benchmarks against the real control plane (release build): scripts/bench.
         .executableTarget(
             name: "cwo-bench",

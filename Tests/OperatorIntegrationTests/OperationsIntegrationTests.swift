@@ -113,6 +113,8 @@ struct OperationsIntegrationTests {
             let value = await replica.metric("controller_runtime_reconcile_total", labels: ["controller": "confidentialworkload", "result": "success"])
             return (value ?? 0) > 0 ? true : nil
         }
+        // Its tasks run on the event loops of its connections (the default), and the reconcile above ran there.
+        #expect(replica.process.log.contains("tasks=event loops"), "startup log: \(replica.process.log.prefix(600))")
         let text = await replica.get(replica.metricsPort, "/metrics").body
         for name in ["controller_runtime_reconcile_errors_total", "controller_runtime_reconcile_time_seconds_bucket", "controller_runtime_max_concurrent_reconciles",
                      "controller_runtime_active_workers", "workqueue_adds_total", "workqueue_depth", "workqueue_queue_duration_seconds_bucket",
