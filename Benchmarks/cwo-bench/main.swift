@@ -28,8 +28,8 @@ struct Options {
     var onlyBuild = false
     /// Flags added to every `cwo run` the benchmark starts (`--cwo-flag --no-release-idle-code`), to compare.
     var cwoFlags: [String] = []
-    /// Runs the raw floor of each convergence run before cwo's instead of after: the second run of a pair
-    /// works against an etcd holding the first one's objects, which at 10 000 (~1 GB) costs it.
+    /// Runs the raw floor of the first convergence run before cwo's instead of after; later runs alternate
+    /// the order, so that what the machine does over the minutes of a pair weighs on both sides alike.
     var rawFirst = false
 
     init(_ arguments: [String]) {
@@ -229,6 +229,34 @@ let client = try KubeClient(configuration: configuration)
 let apiserverPID = pid_t((try? String(contentsOfFile: cluster.directory + "/apiserver.pid", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
 let etcdPID = pid_t((try? String(contentsOfFile: cluster.directory + "/etcd.pid", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
 func serverCPU() -> Double { cpuSeconds(apiserverPID) + cpuSeconds(etcdPID) }
+
+/// Waits until kube-apiserver and etcd are idle (under a tenth of a core for a second; at most 30 s),
+/// so that no side of a pair starts while the server still works off the other (etcd's compaction,
+/// the API server's garbage collection).
+func settle() async throws {
+    let deadline = ContinuousClock.now + .seconds(30)
+    var before = serverCPU()
+    while ContinuousClock.now < deadline {
+        try await Task.sleep(for: .seconds(1))
+        let now = serverCPU()
+        if now - before < 0.1 { return }
+        before = now
+    }
+}
+
+/// Deletes a measured run's workloads and Deployments, so that the next side of the pair does not work
+/// against an etcd and a watch cache holding them (at 10 000, ~1 GB), then waits for the server to settle.
+func clear(_ namespace: String) async throws {
+    for resource in [workloads, Resource.deployments] {
+        try await client.deleteCollection(resource, namespace: namespace)
+        while true {
+            let left: ObjectList<PartialObjectMetadata> = try await client.list(resource, namespace: namespace, options: .init(limit: 1))
+            if left.items.isEmpty { break }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+    try await settle()
+}
 try await cluster.installCRDs(client)
 let _: UntypedObject = try await client.apply(.runtimeClasses, name: "kata-cc",
     ["apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": ["name": "kata-cc"], "handler": "kata-cc"] as JSONValue, fieldManager: "bench", force: true)
@@ -384,7 +412,7 @@ func latencySample(namespace: String, name: String, applyItself: Bool) async thr
     if var body {
         body["metadata"]?["ownerReferences"] = [["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name),
             "uid": .string(created.metadata.uid ?? ""), "controller": true, "blockOwnerDeletion": true]]
-        let _: Discarded = try await client.apply(.deployments, namespace: namespace, name: name, body, fieldManager: "cwo", force: true)
+        let _: PartialObjectMetadata = try await client.apply(.deployments, namespace: namespace, name: name, body, fieldManager: "cwo", force: true)
     }
     for try await event in stream {
         if case .added(let deployment) = event,
@@ -446,6 +474,7 @@ do {
 @MainActor func rawFloor(size: Int, concurrency: Int, run: Int) async throws -> Double {
     let rawNamespace = try await client.makeTestNamespace("raw-\(size)-\(concurrency)-\(run)")
     let bodies = try (0..<size).map { index in try rawWrites(name: "w-\(index)", namespace: rawNamespace) }
+    try await settle()
     let from = try await convergenceStart(rawNamespace)
     let rawStart = ContinuousClock.now
     let rawServerBefore = serverCPU()
@@ -457,8 +486,9 @@ do {
         var deployment = bodies[index].deployment
         deployment["metadata"]?["ownerReferences"] = [["apiVersion": "cwo.dev/v1alpha1", "kind": "ConfidentialWorkload", "name": .string(name),
             "uid": .string(created.metadata.uid ?? ""), "controller": true, "blockOwnerDeletion": true]]
-        let _: UntypedObject = try await client.apply(.deployments, namespace: rawNamespace, name: name, deployment, fieldManager: "cwo", force: true)
-        let _: UntypedObject = try await client.apply(workloads, namespace: rawNamespace, name: name, subresource: "status", bodies[index].status, fieldManager: "cwo", force: true)
+        // Read as cwo reads them: the Deployment's answer as its metadata alone, the status's not at all.
+        let _: PartialObjectMetadata = try await client.apply(.deployments, namespace: rawNamespace, name: name, deployment, fieldManager: "cwo", force: true)
+        let _: Discarded = try await client.apply(workloads, namespace: rawNamespace, name: name, subresource: "status", bodies[index].status, fieldManager: "cwo", force: true)
     }
     _ = try await observed
     let elapsed = seconds(ContinuousClock.now - rawStart)
@@ -466,6 +496,7 @@ do {
         report("cpu.\(size).raw_server_s", serverCPU() - rawServerBefore, "   CPU of kube-apiserver + etcd for the raw floor", unit: "s")
         report("cpu.\(size).raw_bench_s", cpuSeconds(getpid()) - rawBenchBefore, "   CPU of this benchmark for the raw floor (its writes)", unit: "s")
     }
+    try await clear(rawNamespace)
     return elapsed
 }
 
@@ -476,7 +507,8 @@ for size in options.sizes {
         var cwoTimes: [Double] = []
         var rawTimes: [Double] = []
         for run in 0..<repeats {
-            if options.rawFirst { rawTimes.append(try await rawFloor(size: size, concurrency: concurrency, run: run)) }
+            let rawFirst = run.isMultiple(of: 2) ? options.rawFirst : !options.rawFirst
+            if rawFirst { rawTimes.append(try await rawFloor(size: size, concurrency: concurrency, run: run)) }
             // cwo: create N workloads at once; time until all have a Deployment and a current status.
             let namespace = try await client.makeTestNamespace("bench-\(size)-\(concurrency)-\(run)")
             let cwo = try Operator(namespace: namespace, concurrency: concurrency)
@@ -486,6 +518,7 @@ for size in options.sizes {
                 report("memory.idle_mib", rssMiB(cwo.process.pid), "4. RSS of cwo run, idle", unit: "MiB")
                 idleMeasured = true
             }
+            try await settle()
             let from = try await convergenceStart(namespace)
             let start = ContinuousClock.now
             let cpuBefore = (cwo: cpuSeconds(cwo.process.pid), server: serverCPU(), bench: cpuSeconds(getpid()))
@@ -554,8 +587,9 @@ for size in options.sizes {
                 }
             }
             await cwo.stop()
+            try await clear(namespace)
 
-            if !options.rawFirst { rawTimes.append(try await rawFloor(size: size, concurrency: concurrency, run: run)) }
+            if !rawFirst { rawTimes.append(try await rawFloor(size: size, concurrency: concurrency, run: run)) }
         }
         let cwoMedian = percentile(cwoTimes, 0.5)
         let rawMedian = percentile(rawTimes, 0.5)
@@ -568,6 +602,13 @@ for size in options.sizes {
         report("convergence.\(size).c\(concurrency).cwo_max_s", cwoTimes.max() ?? 0, "      cwo max of \(repeats)", unit: "s")
         report("convergence.\(size).c\(concurrency).ratio_min", ratios.min() ?? 0, "      cwo / raw, lowest run", unit: "x")
         report("convergence.\(size).c\(concurrency).ratio_max", ratios.max() ?? 0, "      cwo / raw, highest run", unit: "x")
+        if repeats > 1 {
+            for (run, ratio) in ratios.enumerated() {
+                let first = run.isMultiple(of: 2) == options.rawFirst ? "raw floor" : "cwo"
+                report("convergence.\(size).c\(concurrency).run\(run + 1).ratio", ratio,
+                       "      run \(run + 1) (\(first) first): " + String(format: "%.1f s / %.1f s", cwoTimes[run], rawTimes[run]), unit: "x")
+            }
+        }
     }
 }
 

@@ -133,6 +133,22 @@ struct ClientOperationsTests {
         #expect(selected.items.map(\.name) == ["cm-7"])
     }
 
+    @Test func deleteCollectionDeletesOnlyItsNamespace() async throws {
+        let client = try await TestCluster.shared().adminClient()
+        defer { Task { try? await client.shutdown() } }
+        let ns = try await client.makeTestNamespace("deletecollection")
+        let other = try await client.makeTestNamespace("deletecollection-other")
+        for index in 0..<5 {
+            let _: UntypedObject = try await client.create(.configMaps, namespace: ns, try configMap("cm-\(index)"))
+        }
+        let _: UntypedObject = try await client.create(.configMaps, namespace: other, try configMap("kept"))
+        try await client.deleteCollection(.configMaps, namespace: ns)
+        let left: ObjectList<UntypedObject> = try await client.list(.configMaps, namespace: ns)
+        #expect(left.items.map(\.name).filter { $0.hasPrefix("cm-") } == [])
+        let kept: ObjectList<UntypedObject> = try await client.list(.configMaps, namespace: other)
+        #expect(kept.items.map(\.name).contains("kept"))
+    }
+
     @Test func forbiddenForAnUnprivilegedUser() async throws {
         let cluster = try await TestCluster.shared()
         let user = try cluster.userClient()

@@ -127,6 +127,14 @@ public final class KubeClient: Sendable {
         try await request(.DELETE, resource.path(namespace: namespace, name: name), body: try Self.encode(options), idempotent: true)
     }
 
+    /// DELETE on a collection: every object of `resource` in `namespace`. The server answers with what it
+    /// deleted; asked for their metadata alone, that is ~1 KB per object instead of the objects.
+    public func deleteCollection(_ resource: Resource, namespace: String?) async throws {
+        _ = try await send(
+            .DELETE, resource.path(namespace: namespace), query: [], body: nil, contentType: "application/json", idempotent: true,
+            accept: "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json")
+    }
+
     public func patch<T: Decodable & Sendable>(
         _ resource: Resource, namespace: String? = nil, name: String, subresource: String? = nil, _ patch: Patch,
         fieldManager: String? = nil, as type: T.Type = T.self
