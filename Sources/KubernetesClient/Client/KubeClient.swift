@@ -53,6 +53,9 @@ public final class KubeClient: Sendable {
         http.decompression = .disabled
         http.httpVersion = configuration.http2 ? .automatic : .http1Only
         http.redirectConfiguration = .disallow
+        // cwo bootstraps no tracer: without this AsyncHTTPClient opens a span on the no-op tracer for every
+        // request and computes its attributes (the URL parsed again), ~1.6 % of cwo's CPU while converging.
+        http.tracing.tracer = nil
         self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
     }
 
