@@ -160,11 +160,14 @@ struct ProtobufTests {
         #expect(changed.metadata.generation == 1)
         #expect(changed.metadata.labels == ["tier": "2"])
         // The same version read whole as JSON has the same metadata (but the managed fields, never read).
-        let json = try await eventually("a JSON read of the version the apply answered") { () -> Deployment? in
-            let json: UntypedObject = try await client.get(.deployments, namespace: ns, name: "web")
-            let deployment = try json.raw.decode(as: Deployment.self)
-            return deployment.metadata.resourceVersion == changed.metadata.resourceVersion ? deployment : nil
-        }
+        // Read at exactly that version: the Deployment controller may have written a newer one already
+        // (its status and revision annotation), which a plain GET would return.
+        let version = try #require(changed.metadata.resourceVersion)
+        let exact: ObjectList<UntypedObject> = try await client.request(
+            .GET, Resource.deployments.path(namespace: ns),
+            query: [("fieldSelector", "metadata.name=web"), ("resourceVersion", version), ("resourceVersionMatch", "Exact")], idempotent: true)
+        let json = try #require(exact.items.first).raw.decode(as: Deployment.self)
+        #expect(json.metadata.resourceVersion == version)
         var jsonMetadata = json.metadata
         jsonMetadata.managedFields = nil
         #expect(changed.metadata == jsonMetadata)
