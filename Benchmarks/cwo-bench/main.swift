@@ -32,6 +32,9 @@ struct Options {
     /// the order, so that what the machine does over the minutes of a pair weighs on both sides alike.
     var rawFirst = false
 
+    /// Whether the raw floor goes first in convergence run `run` (from 0).
+    func rawFloorFirst(inRun run: Int) -> Bool { run.isMultiple(of: 2) == rawFirst }
+
     init(_ arguments: [String]) {
         var iterator = arguments.dropFirst().makeIterator()
         while let flag = iterator.next() {
@@ -507,7 +510,7 @@ for size in options.sizes {
         var cwoTimes: [Double] = []
         var rawTimes: [Double] = []
         for run in 0..<repeats {
-            let rawFirst = run.isMultiple(of: 2) ? options.rawFirst : !options.rawFirst
+            let rawFirst = options.rawFloorFirst(inRun: run)
             if rawFirst { rawTimes.append(try await rawFloor(size: size, concurrency: concurrency, run: run)) }
             // cwo: create N workloads at once; time until all have a Deployment and a current status.
             let namespace = try await client.makeTestNamespace("bench-\(size)-\(concurrency)-\(run)")
@@ -604,7 +607,7 @@ for size in options.sizes {
         report("convergence.\(size).c\(concurrency).ratio_max", ratios.max() ?? 0, "      cwo / raw, highest run", unit: "x")
         if repeats > 1 {
             for (run, ratio) in ratios.enumerated() {
-                let first = run.isMultiple(of: 2) == options.rawFirst ? "raw floor" : "cwo"
+                let first = options.rawFloorFirst(inRun: run) ? "raw floor" : "cwo"
                 report("convergence.\(size).c\(concurrency).run\(run + 1).ratio", ratio,
                        "      run \(run + 1) (\(first) first): " + String(format: "%.1f s / %.1f s", cwoTimes[run], rawTimes[run]), unit: "x")
             }
