@@ -86,6 +86,20 @@ extension WorkloadCacheTests {
             || json == #"{"keyRelease":{"allowedHashes":["a","b"],"keyID":"https://kbs.example/","releasePolicy":"Managed","resources":["default/key/w"]},"platform":"CoCo","teeRegister":{"name":"HOST_DATA","tee":"snp","value":"00ff"}}"#)
         let decoded = try JSONCoding.decode(WorkloadStatus.self, from: Array(json.utf8))
         #expect(decoded == status && decoded.keyRelease == release && decoded.teeRegister?.value == "00ff")
+        // The status write's body is built without the text: the same tree, every member set.
+        var full = status
+        full.observedGeneration = 4
+        full.deploymentName = "w"
+        full.replicas = 2
+        full.readyReplicas = 1
+        full.policyHash = String(repeating: "ab", count: 32)
+        full.policyMode = "Generated"
+        full.initDataDigest = "00"
+        full.images = [ImageStatus(name: "app", reference: "registry.example/app:1", digest: "sha256:" + String(repeating: "c", count: 64))]
+        full.conditions = [Condition(type: "Ready", status: .false, observedGeneration: 4, lastTransitionTime: "2026-12-04T20:00:00Z",
+                                     reason: "Progressing", message: "1 of 2 replicas ready")]
+        #expect(try JSONValue(encoding: full) == JSONParser.parse(JSONCoding.encoder.encode(full)))
+        #expect(try JSONValue(encoding: full)[path: ["keyRelease", "resources"]] == ["default/key/w"])
         var changed = decoded
         changed.keyRelease?.keyVersion = "v2"
         #expect(changed.keyRelease?.keyVersion == "v2" && decoded.keyRelease?.keyVersion == nil && changed != decoded)

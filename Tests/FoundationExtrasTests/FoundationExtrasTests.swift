@@ -24,6 +24,27 @@ import Testing
         #expect(text.percentEncoded(allowing: URLCharacters.unreserved) == text.addingPercentEncoding(withAllowedCharacters: unreserved))
     }
 
+    /// Every substring of every sample, cut at its characters (and a few that are not substrings), found
+    /// as `contains` finds it. (A byte search also finds half a character, e.g. the "\n" of a "\r\n":
+    /// it is meant for names and digests.)
+    @Test(arguments: samples)
+    func byteSearchAgreesWithContains(text: String) {
+        let characters = Array(text)
+        var needles = ["x", "zz", text + "!", "@sha256:", ":"]
+        for start in 0..<characters.count {
+            for end in (start + 1)...characters.count { needles.append(String(characters[start..<end])) }
+        }
+        for needle in needles {
+            #expect(text.containsBytes(needle) == text.contains(needle), "\(needle) in \(text)")
+            #expect(text.dropFirst().containsBytes(needle) == text.dropFirst().contains(needle), "\(needle) in the rest of \(text)")
+        }
+        #expect(!text.containsBytes(""))  // as `contains` answers: the empty text is in none
+        // A first byte that repeats before the match: the search goes on from the next byte, not past it.
+        #expect("aaab".containsBytes("aab"))
+        #expect(!"abab".containsBytes("abb"))
+        #expect("w-1-condition names w-17".containsBytes("w-17"))
+    }
+
     @Test func paddedNumbersMatchStringFormat() {
         for value: UInt32 in [0, 1, 0x1F, 0xABC, 0xFFFF, 0x1_0000] {
             #expect(value.hex(width: 4) == String(format: "%04x", value))

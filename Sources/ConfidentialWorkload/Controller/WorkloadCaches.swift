@@ -1,4 +1,5 @@
 import ControllerRuntime
+import FoundationExtras
 import KubernetesClient
 
 /// The caches a reconcile reads; only the workload's own objects are in them.
@@ -40,7 +41,7 @@ public struct WorkloadCaches: Sendable {
         }
         if let conditions = cached.status?.conditions {
             let name = cached.metadata.name ?? ""
-            cached.status?.conditions = conditions.map { !name.isEmpty && $0.message.contains(name) ? $0 : $0.shared() }
+            cached.status?.conditions = conditions.map { !name.isEmpty && $0.message.containsBytes(name) ? $0 : $0.shared() }
         }
         return cached
     }
@@ -52,7 +53,7 @@ public struct WorkloadCaches: Sendable {
         var cached = project(deployment).compacted()
         if let conditions = cached.status?.conditions {
             let name = cached.metadata.name ?? ""
-            cached.status?.conditions = conditions.map { !name.isEmpty && ($0.message ?? "").contains(name) ? $0 : $0.shared() }
+            cached.status?.conditions = conditions.map { !name.isEmpty && ($0.message ?? "").containsBytes(name) ? $0 : $0.shared() }
         }
         return cached
     }

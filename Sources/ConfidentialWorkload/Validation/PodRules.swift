@@ -1,3 +1,4 @@
+import FoundationExtras
 import KubernetesClient
 
 /// What the confidential runtime cannot run (errors) or runs badly (warnings), read from the user's template.
@@ -52,9 +53,9 @@ enum PodRules {
                 if container[path: ["resources", "limits", "memory"]] == nil {
                     warnings.append("container \(name) has no memory limit: the pod VM is sized from limits (2 GiB for the guest plus the sum of limits)")
                 }
-                if !image.contains("@sha256:"), !lockedImages.contains(image) {
+                if !image.containsBytes("@sha256:"), !lockedImages.contains(image) {
                     let last = image.split(separator: "/").last.map(String.init) ?? image
-                    if !last.contains(":") || last.hasSuffix(":latest") {
+                    if !last.containsBytes(":") || last.hasSuffix(":latest") {
                         warnings.append("image \(image) is tagged latest (or untagged): pin it by digest")
                     } else {
                         warnings.append("image \(image) is not pinned by digest")

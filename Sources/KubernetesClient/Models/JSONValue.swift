@@ -101,9 +101,9 @@ extension JSONValue {
         try JSONValueDecoder.decode(T.self, from: self, codingPath: [])
     }
 
-    /// Encodes a typed model into a `JSONValue`.
+    /// Encodes a typed model into a `JSONValue`: the value `JSONCoding.encoder` writes, without the text.
     public init(encoding value: some Encodable) throws {
-        self = try JSONParser.parse(JSONCoding.encoder.encode(value))
+        self = try JSONValueEncoder.encode(value)
     }
 }
 
