@@ -5,8 +5,8 @@ import Foundation
 #endif
 
 /// Encodes an `Encodable` straight into a `JSONValue`: the value `JSONEncoder` would write, parsed back,
-/// without the text in between. A status write built its body that way (encode, then parse), and the
-/// two were 3 % of cwo's CPU while converging. Matches `JSONEncoder`'s default strategies: `Data` as
+/// without the text in between. A status write built its body that way (encode, then parse): 4 % of
+/// cwo's CPU samples while converging 1 000 workloads. Matches `JSONEncoder`'s default strategies: `Data` as
 /// base64, `URL` as its absolute string, `Date` as its own `Encodable` (seconds since 2001), and an
 /// error for a non-finite number.
 enum JSONValueEncoder {
