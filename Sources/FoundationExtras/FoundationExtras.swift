@@ -67,8 +67,8 @@ extension StringProtocol {
     }
 
     /// Whether `text`'s UTF-8 bytes occur in this text's (never when `text` is empty): `contains(_:)` for
-    /// names, digests and other ASCII, without the standard library's Character-by-Character search (2 % of cwo's CPU while
-    /// converging, for the condition messages of every cached workload).
+    /// names, digests and other ASCII, without the standard library's Character-by-Character search
+    /// (2 % of cwo's CPU while converging, for the condition messages of every cached workload).
     public func containsBytes(_ text: some StringProtocol) -> Bool {
         if let found = utf8.withContiguousStorageIfAvailable({ bytes in
             text.utf8.withContiguousStorageIfAvailable { Self.occurs(UnsafeRawBufferPointer($0), in: UnsafeRawBufferPointer(bytes)) }
