@@ -68,7 +68,8 @@ extension StringProtocol {
 
     /// Whether `text`'s UTF-8 bytes occur in this text's (never when `text` is empty): `contains(_:)` for
     /// names, digests and other ASCII, without the standard library's Character-by-Character search
-    /// (2 % of cwo's CPU while converging, for the condition messages of every cached workload).
+    /// (2 % of cwo's CPU while converging, for the condition messages of every cached workload). Not
+    /// `utf8.firstRange(of:)`: on a 100-byte condition message it took 12 µs, `contains` 3.3 µs, this 50 ns.
     public func containsBytes(_ text: some StringProtocol) -> Bool {
         if let found = utf8.withContiguousStorageIfAvailable({ bytes in
             text.utf8.withContiguousStorageIfAvailable { Self.occurs(UnsafeRawBufferPointer($0), in: UnsafeRawBufferPointer(bytes)) }
