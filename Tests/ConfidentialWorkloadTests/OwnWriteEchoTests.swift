@@ -3,8 +3,8 @@ import KubernetesClient
 import Testing
 @testable import ConfidentialWorkload
 
-/// The watch event of cwo's own Deployment apply is recognised (and only that one), so it costs no
-/// second reconcile; every other version of the Deployment still does.
+/// The watch event of cwo's own Deployment apply is recognised (and only that one), before or after the
+/// apply's answer, so it costs no second reconcile; every other version of the Deployment still does.
 @Suite("Echoes of cwo's own writes")
 struct OwnWriteEchoTests {
     let key = ObjectKey(namespace: "team", name: "web")
@@ -12,33 +12,63 @@ struct OwnWriteEchoTests {
 
     @Test func theVersionCwoWroteIsAnEchoOnce() {
         let memories = WorkloadMemories()
-        memories.expectEcho(key, version: "41", applied: applied)
+        memories.writing(key)
+        #expect(memories.answered(key, version: "41", applied: applied) == .nothingCame)
         #expect(memories.echo(key, version: "41") == .echo(applied: applied))
         #expect(memories.echo(key, version: "41") == .none, "a second event of the same version is not skipped again")
     }
 
     @Test func anEchoCarriesWhatWasAppliedForTheCacheToCheck() {
         let memories = WorkloadMemories()
-        memories.expectEcho(key, version: "41", applied: applied)
-        memories.expectEcho(key, version: "43", applied: ["metadata": ["name": "web", "labels": ["tier": "2"]]])
-        #expect(memories.echo(key, version: "43") == .echo(applied: ["metadata": ["name": "web", "labels": ["tier": "2"]]]), "the latest apply's")
+        let later: JSONValue = ["metadata": ["name": "web", "labels": ["tier": "2"]]]
+        memories.writing(key)
+        _ = memories.answered(key, version: "41", applied: applied)
+        memories.writing(key)
+        _ = memories.answered(key, version: "43", applied: later)
+        #expect(memories.echo(key, version: "43") == .echo(applied: later), "the latest apply's")
     }
 
-    /// An echo the watch brought before the apply's answer: its expectation is dropped, not kept (with the
-    /// applied Deployment) until the next event; a later apply's expectation is not.
-    @Test func anEchoThatCameFirstIsForgotten() {
+    /// The server sends the echo as it answers, on another connection: it often comes first. It is held,
+    /// not taken for someone else's change (a second reconcile), and the answer shows it was the echo.
+    @Test func anEchoThatComesBeforeTheAnswerIsHeldAndKnownByIt() {
         let memories = WorkloadMemories()
-        memories.expectEcho(key, version: "41", applied: applied)
-        memories.forgetEcho(key, version: "41")
-        #expect(memories.echo(key, version: "41") == .none)
-        memories.expectEcho(key, version: "43", applied: applied)
-        memories.forgetEcho(key, version: "41")
-        #expect(memories.echo(key, version: "43") == .echo(applied: applied))
+        memories.writing(key)
+        #expect(memories.echo(key, version: "41") == .held)
+        #expect(memories.echo(ObjectKey(namespace: "team", name: "other"), version: "41") == .none, "another workload's Deployment is not held")
+        #expect(memories.answered(key, version: "41", applied: applied) == .echoCame)
+        #expect(memories.echo(key, version: "41") == .none, "settled by the reconcile: not expected again")
+        #expect(memories.echo(key, version: "42") == .none, "and later events are not held")
+    }
+
+    /// What comes during the write and is not its echo alone still reconciles the workload: another
+    /// writer's version, the echo and a change after it, an event during a write that failed or that
+    /// wrote nothing.
+    @Test func anythingElseThatCameDuringTheWriteNeedsAnotherReconcile() {
+        let memories = WorkloadMemories()
+        memories.writing(key)
+        #expect(memories.echo(key, version: "40") == .held)
+        #expect(memories.answered(key, version: "41", applied: applied) == .changedMeanwhile)
+
+        memories.writing(key)
+        _ = memories.echo(key, version: "41")
+        _ = memories.echo(key, version: "42")
+        _ = memories.echo(key, version: "43")
+        #expect(memories.answered(key, version: "41", applied: applied) == .changedMeanwhile)
+
+        memories.writing(key)
+        _ = memories.echo(key, version: "44")
+        #expect(memories.answered(key, version: nil, applied: nil) == .changedMeanwhile)
+
+        memories.writing(key)
+        #expect(memories.answered(key, version: nil, applied: nil) == .nothingCame)
+        #expect(memories.echo(key, version: "45") == .none, "a write that wrote nothing expects no echo")
+        #expect(memories.answered(key, version: "46", applied: applied) == .notWriting)
     }
 
     @Test func anotherVersionIsNotAnEchoAndEndsTheExpectation() {
         let memories = WorkloadMemories()
-        memories.expectEcho(key, version: "41", applied: applied)
+        memories.writing(key)
+        _ = memories.answered(key, version: "41", applied: applied)
         #expect(memories.echo(key, version: "42") == .none, "a change by someone else (a rollout, a hand edit)")
         #expect(memories.echo(key, version: "41") == .none, "an expectation overtaken by a later version is stale")
         #expect(memories.echo(ObjectKey(namespace: "team", name: "other"), version: "41") == .none)

@@ -3,6 +3,7 @@
 import Foundation
 @testable import KubernetesClient
 import Logging
+import Synchronization
 import Testing
 import TestSupport
 
@@ -243,6 +244,39 @@ struct ReconcileBranchTests {
         let again = try await bench.reconcile(workload)
         await bench.close()
         #expect(again.first == "PATCH \(Self.deploymentPath)", "the deleted Deployment is created again")
+    }
+
+    /// The watch brings the Deployment cwo applies before the apply's answer (the server sends both at
+    /// once, on two connections, and the event often wins). The handler holds it for the reconcile, which
+    /// knows from the answer that it was its own write: no second reconcile, and the cache keeps the
+    /// settled summary. Another writer's version that comes meanwhile does reconcile again.
+    @Test func anEchoBeforeTheAnswerCostsNoSecondReconcile() async throws {
+        for (event, answer, expected) in [("7", "7", ReconcileResult.done), ("6", "7", .requeue(after: .zero))] {
+            let bench = try await Bench()
+            let memories = bench.reconciler.memories
+            let caches = bench.caches
+            bench.server.writtenVersion.withLock { $0 = answer }
+            let held = Mutex<[WorkloadMemories.Echo]>([])
+            bench.server.onRequest.withLock {
+                $0 = { request in
+                    guard request.path == Self.deploymentPath, var object = try? JSONParser.parse(request.body) else { return }
+                    // The watch's part: the store takes the Deployment (projecting it), then its handler asks about it.
+                    object["metadata"]?["resourceVersion"] = .string(event)
+                    guard let deployment = try? object.decode(as: Deployment.self) else { return }
+                    caches.deployments.upsert(deployment)
+                    memories.childEvent(Self.key, Resource.deployments.plural)
+                    held.withLock { $0.append(memories.echo(Self.key, version: event)) }
+                }
+            }
+            let workload = Self.workload(Self.spec)
+            caches.workloads.replace(with: [workload])
+            let result = try await bench.reconciler.reconcile(Self.key)
+            await bench.close()
+            #expect(held.withLock { $0 } == [.held], "the handler leaves the event to the reconcile writing the Deployment")
+            #expect(result == expected, "event \(event), answer \(answer)")
+            #expect(caches.deployments.get(Self.key)?.specIsSummary == (event == answer), "its own echo is settled")
+            #expect(memories.echo(Self.key, version: "8") == .none, "nothing is held after the answer")
+        }
     }
 
     /// The Deployment's status goes 0 -> 3 -> 0 replicas faster than the watch brings back cwo's status

@@ -56,6 +56,9 @@ public final class FakeAPIServer: Sendable {
     /// the answer).
     public let onRequest = Mutex<(@Sendable (RecordedRequest) -> Void)?>(nil)
 
+    /// The resourceVersion that answers to writes carry from now on (nil: none, the body as it was sent).
+    public let writtenVersion = Mutex<String?>(nil)
+
     /// Bodies that GETs of these paths are answered with (200), instead of 404.
     public let stored = Mutex<[String: String]>([:])
 
@@ -81,7 +84,12 @@ public final class FakeAPIServer: Sendable {
             return CannedAnswer(status: 200, body: stored.withLock { $0[request.path] } ?? "")
         case "PATCH", "POST", "PUT":
             // Apply and create answer the object as stored; a merge patch's answer is not read by cwo.
-            return CannedAnswer(status: request.method == "POST" ? 201 : 200, body: request.body.isEmpty ? "{}" : request.body)
+            var body = request.body.isEmpty ? "{}" : request.body
+            if let version = writtenVersion.withLock({ $0 }), var object = try? JSONParser.parse(body), object["metadata"] != nil {
+                object["metadata"]?["resourceVersion"] = .string(version)
+                if let stamped = try? JSONCoding.encoder.encode(object) { body = String(decoding: stamped, as: UTF8.self) }
+            }
+            return CannedAnswer(status: request.method == "POST" ? 201 : 200, body: body)
         case "DELETE":
             return CannedAnswer(status: 200, body: #"{"kind":"Status","apiVersion":"v1","status":"Success"}"#)
         default:

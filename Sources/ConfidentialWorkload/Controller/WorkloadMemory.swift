@@ -133,9 +133,18 @@ final class WorkloadMemories: Sendable {
         init(_ memory: WorkloadMemory) { self.memory = memory }
     }
     private let entries = Mutex<[ObjectKey: Box]>([:])
-    /// The resourceVersion of each workload's Deployment as cwo's last apply returned it: the watch event
-    /// of that version is the echo of cwo's own write, which the reconcile that wrote it already knew.
-    private let echoes = Mutex<[ObjectKey: (version: String?, applied: JSONValue)]>([:])
+    /// Each workload's Deployment write: in flight (with the watch events of its Deployment that came
+    /// meanwhile, held until the answer tells whether they are its echo), or answered with the version
+    /// whose watch event will be its echo, which the reconcile that wrote it already knew.
+    private let echoes = Mutex<[ObjectKey: EchoState]>([:])
+
+    private enum EchoState {
+        /// The apply is in flight; the versions of the Deployment watched since (at most two are kept:
+        /// more than one is never the echo alone).
+        case writing(held: [String?])
+        /// The apply of `applied` (the Deployment as the cache compares it) answered with `version`.
+        case expected(version: String?, applied: JSONValue)
+    }
 
     /// What a watched Deployment is to the reconciler that wrote it.
     enum Echo: Equatable {
@@ -143,18 +152,43 @@ final class WorkloadMemories: Sendable {
         case none
         /// The echo of cwo's own write of `applied` (the Deployment as the cache compares it).
         case echo(applied: JSONValue)
+        /// Came while cwo's apply of it is in flight: the reconcile writing it decides (`answered`).
+        case held
     }
 
-    /// The apply of `applied` (as the cache compares it) answered with `version`. (The answer's spec is
-    /// not read: its echo in the watch is checked to contain `applied` instead.)
-    func expectEcho(_ key: ObjectKey, version: String?, applied: JSONValue) {
-        echoes.withLock { $0[key] = (version, applied) }
+    /// What the events held during a Deployment write were, once its answer came (`answered`).
+    enum Answer: Equatable {
+        /// None came: the echo of a write (an answer with a version) is still to come, and is expected.
+        case nothingCame
+        /// The echo alone came, before the answer: the reconcile settles it as the watch would have.
+        case echoCame
+        /// Something else came (another writer's version, a second write, or an event of a write that
+        /// failed or was not sent): the workload needs another reconcile.
+        case changedMeanwhile
+        /// No write was in flight.
+        case notWriting
     }
 
-    /// Drops the expectation of `version` if it is still there: its echo came before the apply's answer.
-    func forgetEcho(_ key: ObjectKey, version: String?) {
+    /// The reconcile of `key` is about to apply its Deployment: its watch events are held until `answered`.
+    func writing(_ key: ObjectKey) {
+        echoes.withLock { $0[key] = .writing(held: []) }
+    }
+
+    /// The apply of `key`'s Deployment begun with `writing` answered with `version` (nil: it failed, or
+    /// wrote nothing); `applied` is the Deployment as the cache compares it.
+    func answered(_ key: ObjectKey, version: String?, applied: JSONValue?) -> Answer {
         echoes.withLock { echoes in
-            if echoes[key]?.version == version { echoes[key] = nil }
+            guard case .writing(let held) = echoes[key] else { return .notWriting }
+            if held.isEmpty {
+                if let version, let applied {
+                    echoes[key] = .expected(version: version, applied: applied)
+                } else {
+                    echoes[key] = nil
+                }
+                return .nothingCame
+            }
+            echoes[key] = nil
+            return version != nil && held == [version] ? .echoCame : .changedMeanwhile
         }
     }
 
@@ -195,11 +229,20 @@ final class WorkloadMemories: Sendable {
     }
 
     /// Whether a watched Deployment of `key` at `version` is that echo (forgotten once seen, or once a
-    /// later version shows the expectation is stale).
+    /// later version shows the expectation is stale), or is held for the write in flight.
     func echo(_ key: ObjectKey, version: String?) -> Echo {
         echoes.withLock { echoes in
-            guard let expected = echoes.removeValue(forKey: key), expected.version == version else { return .none }
-            return .echo(applied: expected.applied)
+            switch echoes[key] {
+            case nil:
+                return .none
+            case .writing(var held):
+                if held.count < 2 { held.append(version) }
+                echoes[key] = .writing(held: held)
+                return .held
+            case .expected(let expected, let applied):
+                echoes[key] = nil
+                return expected == version ? .echo(applied: applied) : .none
+            }
         }
     }
 

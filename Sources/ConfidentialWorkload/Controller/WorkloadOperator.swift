@@ -54,7 +54,9 @@ public final class WorkloadOperator: Sendable {
         // The echo of cwo's own apply needs no reconcile (it reconciled from the apply's answer); any other
         // change of its Deployment (a rollout's status, a hand edit, a deletion) does. An echo that holds
         // all cwo applied (nothing, e.g. a mutating webhook, changed a field cwo sets) is settled: the
-        // cache keeps its summary only.
+        // cache keeps its summary only. An event that comes while the apply is in flight (often its echo,
+        // which the server sends as it answers) is left to the reconcile writing it, which knows from the
+        // answer whether it was the echo.
         let memories = reconciler.memories
         let caches = caches
         controller.watch(deployments) { change in
@@ -65,6 +67,7 @@ public final class WorkloadOperator: Sendable {
             return keys.filter { key in
                 switch memories.echo(key, version: version) {
                 case .none: return true
+                case .held: return false
                 case .echo(let applied):
                     // A spec the protobuf schema could not read: the reconcile reads it as JSON.
                     if change.object.specUnread { return true }

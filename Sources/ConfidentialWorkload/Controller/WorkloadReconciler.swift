@@ -97,8 +97,10 @@ public final class WorkloadReconciler: Reconciler {
             if let release { result = result.sooner(.requeue(after: release.recheck)) }
             let deployment: Deployment?, keyReleaseCondition: ConditionInput?
             do {
-                (deployment, keyReleaseCondition) = try await reconcileDeployment(
+                let next: ReconcileResult
+                (deployment, keyReleaseCondition, next) = try await reconcileDeployment(
                     workload, state: state, body: body, context: context, release: release, key: key, logger: logger)
+                result = result.sooner(next)
             } catch let error as KubeError where Self.isRejection(error) {
                 // The API server refused the Deployment itself: the status says why (of the Deployment
                 // cached before the attempt), and the queue retries.
@@ -303,11 +305,12 @@ public final class WorkloadReconciler: Reconciler {
     // MARK: - 5. The Deployment
 
     /// Applies the Deployment unless the key release holds the rollout; returns the Deployment as it now
-    /// is and the `KeyReleaseBound` condition to show.
+    /// is, the `KeyReleaseBound` condition to show, and a requeue when someone else changed the
+    /// Deployment while cwo wrote it (an event held for the apply that was not its echo).
     func reconcileDeployment(
         _ workload: ConfidentialWorkload, state: DesiredState, body: JSONValue?, context: BuildContext, release: KeyReleaseOutcome?, key: ObjectKey,
         logger: Logger
-    ) async throws -> (Deployment?, ConditionInput?) {
+    ) async throws -> (Deployment?, ConditionInput?, ReconcileResult) {
         // cwo's last write of the Deployment, read before the cache (see `apply`).
         let pending = memories.written(key, uid: workload.metadata.uid, Resource.deployments.plural)
         var cached = caches.deployments.get(key)
@@ -327,12 +330,12 @@ public final class WorkloadReconciler: Reconciler {
                 condition?.message += cached == nil
                     ? "; the Deployment is not created until \(broker) allows \(what) \(measured)"
                     : "; rollout held: the Deployment keeps \(what) \(liveHash ?? "(none)") until \(broker) allows \(measured)"
-                return (cached, condition)
+                return (cached, condition, .done)
             }
         }
         if let hold = ImageLock.hold(problems: context.imageProblems, lock: state.spec.images.lockDigests, live: live) {
             logger.info("deployment held for image facts", metadata: ["why": "\(hold)"])
-            return (cached, condition)
+            return (cached, condition, .done)
         }
         // A memo kept from a settled Deployment has no spec (`deploymentSettled`): only a settled summary
         // can be compared with it; a Deployment that changed or went needs the whole desired Deployment.
@@ -350,34 +353,50 @@ public final class WorkloadReconciler: Reconciler {
             olderIntent = uncondensedIntent(workload, key: key, body: body, rebuilt: &rebuilt, context: context)
         }
         var decision: AppliedIntent.Decision?
+        // The Deployment's watch events that come while the apply is in flight are held until its answer
+        // tells whether they are its echo (`WorkloadMemories.echo`); a failed apply releases them.
+        memories.writing(key)
+        var answer: WorkloadMemories.Answer?
+        defer { if answer == nil { _ = memories.answered(key, version: nil, applied: nil) } }
         let applied: PartialObjectMetadata? = try await apply(
             .deployments, desired, live: live, pending: pending, child: key, of: workload, logger: logger,
             verified: cached?.specIsSummary == true, olderIntent: olderIntent, decided: { decision = $0 },
             body: { body ?? (rebuilt ?? (try? Self.timedBuild(workload, context: context).get()))?.deployment ?? desired })
-        if let applied {
-            // Its echo is settled in the cache if the server kept all cwo applied. The watch may have brought
-            // it already (the store is updated before its handler runs): that event was then handled as
-            // someone else's change, and an expectation left behind would hold `desired` until the next one.
-            let version = applied.metadata.resourceVersion
-            memories.expectEcho(key, version: version, applied: desired)
+        let version = applied?.metadata.resourceVersion
+        answer = memories.answered(key, version: version, applied: applied == nil ? nil : desired)
+        var next = ReconcileResult.done
+        switch answer {
+        case .changedMeanwhile:
+            next = .requeue(after: .zero)
+        case .echoCame:
+            // The watch brought the echo first (the store is updated before its handler runs): settled as
+            // the handler settles an echo that comes after the answer.
+            if let echo = caches.deployments.get(key), echo.resourceVersion == version {
+                if echo.specUnread {
+                    next = .requeue(after: .zero)  // a spec the protobuf schema could not read: read as JSON
+                } else if Names.intent.decide(desired: desired, live: echo.comparable) == .upToDate,
+                    caches.settleDeployment(key, at: version)
+                {
+                    memories.deploymentSettled(key)
+                }
+            }
+        case .nothingCame where applied != nil && reconciling.load(ordering: .relaxed) == 1:
+            // Nothing else to do: let the API server deliver the Deployment to its watchers (the
+            // Deployment controller, which starts the pods) before the status write competes with it
+            // for the server's CPU. Under load the status is written at once, as always.
             let before = cached?.resourceVersion
             let deployments = caches.deployments
-            if deployments.get(key)?.resourceVersion != before {
-                memories.forgetEcho(key, version: version)
-            } else if reconciling.load(ordering: .relaxed) == 1 {
-                // Nothing else to do: let the API server deliver the Deployment to its watchers (the
-                // Deployment controller, which starts the pods) before the status write competes with it
-                // for the server's CPU. Under load the status is written at once, as always.
-                await memories.awaitDelivery(key, within: Self.deliveryWait) { deployments.get(key)?.resourceVersion != before }
+            await memories.awaitDelivery(key, within: Self.deliveryWait) { deployments.get(key)?.resourceVersion != before }
+        default:
+            if applied == nil, let cached, !cached.specIsSummary, decision == .upToDate {
+                if caches.settleDeployment(key, at: cached.resourceVersion) { memories.deploymentSettled(key) }
             }
-        } else if let cached, !cached.specIsSummary, decision == .upToDate {
-            if caches.settleDeployment(key, at: cached.resourceVersion) { memories.deploymentSettled(key) }
         }
-        guard let applied else { return (cached, condition) }
+        guard let applied else { return (cached, condition, next) }
         // The answer holds the metadata alone: the rollout's status is the cache's (of this same Deployment;
         // the apply changed none of it), and any change of it comes back through the watch and reconciles.
         let status = cached?.metadata.uid == applied.metadata.uid ? cached?.status : nil
-        return (Deployment(metadata: applied.metadata, status: status), condition)
+        return (Deployment(metadata: applied.metadata, status: status), condition, next)
     }
 
     /// The Deployment whose spec the protobuf watch could not read (a field of a newer API server), read
