@@ -58,7 +58,7 @@ public final class WorkloadOperator: Sendable {
         // which the server sends as it answers) is left to the reconcile writing it, which knows from the
         // answer whether it was the echo.
         let memories = reconciler.memories
-        let caches = caches
+        let reconciler = reconciler
         controller.watch(deployments) { change in
             let keys = owner(change)
             let version = change.object.metadata.resourceVersion
@@ -68,15 +68,7 @@ public final class WorkloadOperator: Sendable {
                 switch memories.echo(key, version: version) {
                 case .none: return true
                 case .held: return false
-                case .echo(let applied):
-                    // A spec the protobuf schema could not read: the reconcile reads it as JSON.
-                    if change.object.specUnread { return true }
-                    if Names.intent.decide(desired: applied, live: change.object.comparable) == .upToDate,
-                        caches.settleDeployment(ObjectKey(change.object), at: version)
-                    {
-                        memories.deploymentSettled(key)
-                    }
-                    return false
+                case .echo(let applied): return reconciler.settleEcho(change.object, applied: applied, of: key)
                 }
             }
         }

@@ -369,16 +369,9 @@ public final class WorkloadReconciler: Reconciler {
         case .changedMeanwhile:
             next = .requeue(after: .zero)
         case .echoCame:
-            // The watch brought the echo first (the store is updated before its handler runs): settled as
-            // the handler settles an echo that comes after the answer.
-            if let echo = caches.deployments.get(key), echo.resourceVersion == version {
-                if echo.specUnread {
-                    next = .requeue(after: .zero)  // a spec the protobuf schema could not read: read as JSON
-                } else if Names.intent.decide(desired: desired, live: echo.comparable) == .upToDate,
-                    caches.settleDeployment(key, at: version)
-                {
-                    memories.deploymentSettled(key)
-                }
+            // The watch brought the echo first (the store is updated before its handler runs).
+            if let echo = caches.deployments.get(key), echo.resourceVersion == version, settleEcho(echo, applied: desired, of: key) {
+                next = .requeue(after: .zero)
             }
         case .nothingCame where applied != nil && reconciling.load(ordering: .relaxed) == 1:
             // Nothing else to do: let the API server deliver the Deployment to its watchers (the
@@ -397,6 +390,21 @@ public final class WorkloadReconciler: Reconciler {
         // the apply changed none of it), and any change of it comes back through the watch and reconciles.
         let status = cached?.metadata.uid == applied.metadata.uid ? cached?.status : nil
         return (Deployment(metadata: applied.metadata, status: status), condition, next)
+    }
+
+    /// The watch event of cwo's own apply of `applied` (the Deployment as the cache compares it), whether it
+    /// came after the apply's answer (the Deployment watch's handler) or before (`reconcileDeployment`):
+    /// settled in the cache if the server kept all cwo applied (nothing, e.g. a mutating webhook, changed a
+    /// field cwo sets). Returns whether the workload still needs a reconcile: a spec the protobuf schema
+    /// could not read, which the reconcile reads as JSON.
+    func settleEcho(_ echo: Deployment, applied: JSONValue, of key: ObjectKey) -> Bool {
+        if echo.specUnread { return true }
+        if Names.intent.decide(desired: applied, live: echo.comparable) == .upToDate,
+            caches.settleDeployment(ObjectKey(echo), at: echo.resourceVersion)
+        {
+            memories.deploymentSettled(key)
+        }
+        return false
     }
 
     /// The Deployment whose spec the protobuf watch could not read (a field of a newer API server), read
